@@ -1,0 +1,77 @@
+"""A static media server on 127.0.0.1 for fetch tests, with HTTP Range support.
+
+yt-dlp downloads with Range requests; Python's SimpleHTTPRequestHandler ignores them,
+so this handler answers them the way real media hosts do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep test output quiet
+        pass
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        rng = self.headers.get("Range")
+        if not rng or not os.path.isfile(path):
+            return super().send_head()
+        m = re.match(r"bytes=(\d*)-(\d*)", rng)
+        size = os.path.getsize(path)
+        if not m:
+            return super().send_head()
+        start = int(m.group(1) or 0)
+        end = int(m.group(2)) if m.group(2) else size - 1
+        if start >= size:
+            self.send_error(416)
+            return None
+        end = min(end, size - 1)
+        f = open(path, "rb")  # noqa: SIM115 - closed by copyfile's caller
+        f.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self._remaining = end - start + 1
+        return f
+
+    def copyfile(self, source, outputfile):
+        remaining = getattr(self, "_remaining", None)
+        if remaining is None:
+            return super().copyfile(source, outputfile)
+        while remaining > 0:
+            buf = source.read(min(65536, remaining))
+            if not buf:
+                break
+            outputfile.write(buf)
+            remaining -= len(buf)
+        self._remaining = None
+
+
+class MediaServer:
+    """Serve ``root`` on a free 127.0.0.1 port until ``stop()``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        handler = partial(_Handler, directory=str(self.root))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

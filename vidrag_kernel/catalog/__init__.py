@@ -1,0 +1,33 @@
+"""The catalog: collections, videos, transcripts, chunks, jobs and conversations."""
+
+from .db import Catalog
+from .models import (
+    Base,
+    Chunk,
+    Citation,
+    Collection,
+    CollectionVideo,
+    Conversation,
+    IngestJob,
+    Message,
+    Segment,
+    Video,
+    chunk_uuid,
+    vector_id,
+)
+
+__all__ = [
+    "Base",
+    "Catalog",
+    "Chunk",
+    "Citation",
+    "Collection",
+    "CollectionVideo",
+    "Conversation",
+    "IngestJob",
+    "Message",
+    "Segment",
+    "Video",
+    "chunk_uuid",
+    "vector_id",
+]
