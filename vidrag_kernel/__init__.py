@@ -1,0 +1,22 @@
+"""vidrag's engine: ingest lecture videos and ask them questions, with citations to the second.
+
+Importing this package is cheap: heavy libraries (torch, faster-whisper, FAISS, yt-dlp)
+load only when a stage needs them.
+"""
+
+from __future__ import annotations
+
+from .errors import VidragError
+from .settings import Settings
+
+__version__ = "0.1.0"
+__all__ = ["Settings", "VidragError", "Workbench", "__version__"]
+
+
+def __getattr__(name: str):
+    # the Workbench pulls in SQLAlchemy; keep `import vidrag_kernel` light for the hub side
+    if name == "Workbench":
+        from .workbench import Workbench
+
+        return Workbench
+    raise AttributeError(name)

@@ -163,6 +163,8 @@ class IngestJob(Base):
     error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     transcript_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    # "host:pid" of the process running it, so a crashed ingest can be told from a live one
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 02:53:25.833541
+Create Date: 2026-11-25 02:56:46.638794
 """
 
 from alembic import op
@@ -113,6 +113,7 @@ def upgrade() -> None:
         sa.Column("error_kind", sa.String(length=32), nullable=True),
         sa.Column("transcript_source", sa.String(length=16), nullable=True),
         sa.Column("chunk_count", sa.Integer(), nullable=False),
+        sa.Column("worker", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["collection_id"], ["collections.id"], ondelete="SET NULL"),

@@ -1,0 +1,234 @@
+"""Collections: named sets of videos with course metadata, owned by a user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .catalog import Collection, CollectionVideo, Video
+from .context import Context
+from .errors import Conflict, InvalidInput, NotFound
+
+DEFAULT_NAME = "Uncategorized"
+META_KEYS = ("instructor", "subject", "semester", "tags")
+
+
+@dataclass
+class CollectionInfo:
+    """A collection as callers see it (no database handles)."""
+
+    id: str
+    name: str
+    owner: str
+    description: str = ""
+    instructor: str | None = None
+    subject: str | None = None
+    semester: str | None = None
+    tags: list[str] = field(default_factory=list)
+    is_default: bool = False
+    video_count: int = 0
+    total_duration: float = 0.0
+    role: str = "owner"
+    created_at: datetime | None = None
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return d
+
+
+def _clean_meta(meta: dict) -> dict:
+    out = {}
+    for key in META_KEYS:
+        value = meta.get(key)
+        if key == "tags":
+            out[key] = sorted({str(t).strip() for t in (value or []) if str(t).strip()})
+        elif value is not None and str(value).strip():
+            out[key] = str(value).strip()
+    return out
+
+
+def _name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A collection needs a name")
+    if len(name) > 200:
+        raise InvalidInput("Collection names are at most 200 characters")
+    return name
+
+
+class Collections:
+    """Create, list, change and delete the current user's collections."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._catalog = ctx.catalog
+        self.owner = ctx.owner
+
+    # -- lookups used across the kernel -------------------------------------------------
+    def resolve(self, session: Session, ref: str | None) -> Collection:
+        """The collection named or identified by ``ref`` (None = the default collection)."""
+        if ref is None:
+            return self._default(session)
+        row = session.scalar(select(Collection).where(Collection.owner == self.owner, Collection.id == ref))
+        if row is None:
+            row = session.scalar(
+                select(Collection).where(Collection.owner == self.owner, Collection.name == ref)
+            )
+        if row is None:
+            raise NotFound(f"No collection named {ref!r}")
+        return row
+
+    def _default(self, session: Session) -> Collection:
+        row = session.scalar(select(Collection).where(Collection.owner == self.owner, Collection.is_default))
+        if row is None:
+            row = session.scalar(
+                select(Collection).where(Collection.owner == self.owner, Collection.name == DEFAULT_NAME)
+            )
+        if row is None:
+            row = Collection(
+                owner=self.owner, name=DEFAULT_NAME, description="Videos not in a course yet", meta={}
+            )
+            row.is_default = True
+            session.add(row)
+            session.flush()
+        return row
+
+    def info(self, session: Session, row: Collection) -> CollectionInfo:
+        count, total = session.execute(
+            select(func.count(Video.id), func.coalesce(func.sum(Video.duration), 0.0))
+            .join(CollectionVideo, CollectionVideo.video_id == Video.id)
+            .where(CollectionVideo.collection_id == row.id)
+        ).one()
+        meta = row.meta or {}
+        return CollectionInfo(
+            id=row.id,
+            name=row.name,
+            owner=row.owner,
+            description=row.description or "",
+            instructor=meta.get("instructor"),
+            subject=meta.get("subject"),
+            semester=meta.get("semester"),
+            tags=list(meta.get("tags") or []),
+            is_default=row.is_default,
+            video_count=int(count),
+            total_duration=float(total or 0.0),
+            created_at=row.created_at,
+        )
+
+    # -- public API ----------------------------------------------------------------------
+    def create(self, name: str, description: str = "", **meta) -> CollectionInfo:
+        """Create a collection; ``meta`` may hold instructor, subject, semester, tags."""
+        name = _name(name)
+        unknown = set(meta) - set(META_KEYS)
+        if unknown:
+            raise InvalidInput(f"Unknown collection fields: {', '.join(sorted(unknown))}")
+        with self._catalog.session() as s:
+            if s.scalar(select(Collection).where(Collection.owner == self.owner, Collection.name == name)):
+                raise Conflict(f"A collection named {name!r} already exists")
+            row = Collection(
+                owner=self.owner, name=name, description=description or "", meta=_clean_meta(meta)
+            )
+            row.is_default = False
+            s.add(row)
+            s.flush()
+            return self.info(s, row)
+
+    def get_or_create(self, name: str, description: str = "", **meta) -> CollectionInfo:
+        """The collection called ``name``, created if missing."""
+        try:
+            return self.get(name)
+        except NotFound:
+            return self.create(name, description, **meta)
+
+    def get(self, ref: str | None = None) -> CollectionInfo:
+        """One collection by name or id (None = the default "Uncategorized")."""
+        with self._catalog.session() as s:
+            return self.info(s, self.resolve(s, ref))
+
+    def list(self, search: str | None = None) -> list[CollectionInfo]:
+        """The user's collections, optionally filtered by a substring of name, metadata or tags."""
+        with self._catalog.session() as s:
+            self._default(s)
+            rows = s.scalars(
+                select(Collection).where(Collection.owner == self.owner).order_by(Collection.name)
+            )
+            infos = [self.info(s, r) for r in rows]
+        if search:
+            needle = search.lower()
+            infos = [
+                i
+                for i in infos
+                if needle
+                in " ".join(
+                    [i.name, i.description, i.instructor or "", i.subject or "", i.semester or "", *i.tags]
+                ).lower()
+            ]
+        return infos
+
+    def update(
+        self, ref: str, *, name: str | None = None, description: str | None = None, **meta
+    ) -> CollectionInfo:
+        """Rename or change description and metadata (given fields only)."""
+        unknown = set(meta) - set(META_KEYS)
+        if unknown:
+            raise InvalidInput(f"Unknown collection fields: {', '.join(sorted(unknown))}")
+        with self._catalog.session() as s:
+            row = self.resolve(s, ref)
+            if name is not None:
+                name = _name(name)
+                clash = s.scalar(
+                    select(Collection).where(
+                        Collection.owner == self.owner, Collection.name == name, Collection.id != row.id
+                    )
+                )
+                if clash:
+                    raise Conflict(f"A collection named {name!r} already exists")
+                row.name = name
+            if description is not None:
+                row.description = description
+            if meta:
+                row.meta = _clean_meta({**(row.meta or {}), **meta})
+            s.flush()
+            return self.info(s, row)
+
+    def delete(self, ref: str, *, delete_videos: bool = True) -> list[str]:
+        """Delete a collection and its index.
+
+        Videos that belong to no other collection are deleted with it (their chunks and
+        media too) unless ``delete_videos`` is False, in which case they move to the
+        default collection. Returns the ids of the videos deleted.
+        """
+        from .videos import purge_videos
+
+        with self._catalog.session() as s:
+            row = self.resolve(s, ref)
+            collection_id = row.id
+            video_ids = [link.video_id for link in row.links]
+            orphans = [
+                vid
+                for vid in video_ids
+                if s.scalar(
+                    select(func.count()).select_from(CollectionVideo).where(CollectionVideo.video_id == vid)
+                )
+                == 1
+            ]
+            s.delete(row)
+            s.flush()
+            if not delete_videos and orphans:
+                default = self._default(s)
+                for vid in orphans:
+                    s.add(CollectionVideo(collection_id=default.id, video_id=vid))
+        from .indexing import add_videos_to_index, destroy_index
+
+        destroy_index(self._ctx, collection_id)
+        if delete_videos and orphans:
+            purge_videos(self._ctx, orphans)
+            return orphans
+        if orphans:
+            # the moved videos need vectors in the default collection's index
+            add_videos_to_index(self._ctx, self.get(None).id, orphans)
+        return []

@@ -1,0 +1,224 @@
+"""Videos in the catalog: listing, tags, membership in collections, transcripts, deletion."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from .catalog import Collection, CollectionVideo, Video
+from .catalog import Segment as SegmentRow
+from .context import Context
+from .errors import InvalidInput, NotFound
+from .links import deep_link
+from .transcripts import render
+
+
+@dataclass
+class VideoInfo:
+    """A video as callers see it."""
+
+    id: str
+    title: str
+    url: str
+    source_key: str
+    webpage_url: str | None = None
+    uploader: str | None = None
+    duration: float | None = None
+    upload_date: str | None = None
+    thumbnail: str | None = None
+    chapters: list = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    status: str = "pending"
+    transcript_source: str | None = None
+    collections: list[str] = field(default_factory=list)
+    chunk_count: int = 0
+    created_at: datetime | None = None
+
+    @property
+    def page_url(self) -> str:
+        return self.webpage_url or self.url
+
+    def link(self, seconds: float) -> str:
+        """A link that opens this video at ``seconds``."""
+        return deep_link(self.page_url, seconds, source_key=self.source_key)
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return d
+
+
+def video_info(row: Video) -> VideoInfo:
+    return VideoInfo(
+        id=row.id,
+        title=row.title,
+        url=row.url,
+        source_key=row.source_key,
+        webpage_url=row.webpage_url,
+        uploader=row.uploader,
+        duration=row.duration,
+        upload_date=row.upload_date,
+        thumbnail=row.thumbnail,
+        chapters=list(row.chapters or []),
+        tags=list(row.tags or []),
+        status=row.status,
+        transcript_source=row.transcript_source,
+        collections=sorted(link.collection.name for link in row.links),
+        chunk_count=len(row.chunks),
+        created_at=row.created_at,
+    )
+
+
+def purge_videos(ctx: Context, video_ids: list[str]) -> None:
+    """Delete videos everywhere: index vectors in every collection, catalog rows, media files."""
+    from .indexing import vector_ids_of, write_chunks
+
+    with ctx.catalog.session() as s:
+        memberships = s.execute(
+            select(CollectionVideo.collection_id, CollectionVideo.video_id).where(
+                CollectionVideo.video_id.in_(video_ids)
+            )
+        ).all()
+    by_collection: dict[str, list[str]] = {}
+    for collection_id, video_id in memberships:
+        by_collection.setdefault(collection_id, []).append(video_id)
+    # vectors go first: a chunk row without vectors is harmless, a vector without a row is not shown
+    for collection_id, vids in by_collection.items():
+        write_chunks(ctx, collection_id, remove_ids=vector_ids_of(ctx, vids))
+    with ctx.catalog.session() as s:
+        for row in s.scalars(select(Video).where(Video.id.in_(video_ids))):
+            s.delete(row)
+    for vid in video_ids:
+        shutil.rmtree(ctx.layout.media_dir(vid), ignore_errors=True)
+
+
+class Videos:
+    """The current user's videos (those in their collections)."""
+
+    def __init__(self, ctx: Context, collections) -> None:
+        self._ctx = ctx
+        self._collections = collections
+
+    def _owned(self, s, video_id: str) -> Video:
+        row = s.scalar(
+            select(Video)
+            .join(CollectionVideo, CollectionVideo.video_id == Video.id)
+            .join(Collection, Collection.id == CollectionVideo.collection_id)
+            .where(Video.id == video_id, Collection.owner == self._ctx.owner)
+        )
+        if row is None:
+            raise NotFound(f"No video with id {video_id!r}")
+        return row
+
+    def list(
+        self, collection: str | None = None, *, tags: list[str] | None = None, search: str | None = None
+    ) -> list[VideoInfo]:
+        """Videos of one collection (by name or id), or of all the user's collections."""
+        with self._ctx.catalog.session() as s:
+            q = (
+                select(Video)
+                .join(CollectionVideo, CollectionVideo.video_id == Video.id)
+                .join(Collection, Collection.id == CollectionVideo.collection_id)
+                .where(Collection.owner == self._ctx.owner)
+            )
+            if collection is not None:
+                q = q.where(Collection.id == self._collections.resolve(s, collection).id)
+            rows = s.scalars(q.distinct().order_by(Video.created_at)).all()
+            infos = [video_info(r) for r in rows]
+        if tags:
+            wanted = set(tags)
+            infos = [v for v in infos if wanted & set(v.tags)]
+        if search:
+            needle = search.lower()
+            infos = [v for v in infos if needle in f"{v.title} {v.uploader or ''} {' '.join(v.tags)}".lower()]
+        return infos
+
+    def get(self, video_id: str) -> VideoInfo:
+        with self._ctx.catalog.session() as s:
+            return video_info(self._owned(s, video_id))
+
+    def delete(self, video_ids: str | list[str]) -> int:
+        """Delete videos with their chunks, vectors and files. Returns how many."""
+        ids = [video_ids] if isinstance(video_ids, str) else list(video_ids)
+        with self._ctx.catalog.session() as s:
+            for vid in ids:
+                self._owned(s, vid)
+        purge_videos(self._ctx, ids)
+        return len(ids)
+
+    def set_tags(self, video_id: str, tags: list[str]) -> VideoInfo:
+        clean = sorted({t.strip() for t in tags if t and t.strip()})
+        with self._ctx.catalog.session() as s:
+            row = self._owned(s, video_id)
+            row.tags = clean
+            s.flush()
+            return video_info(row)
+
+    def add_to(self, collection: str, video_ids: str | list[str]) -> int:
+        """Add videos to another collection too (they are re-indexed there)."""
+        from .indexing import add_videos_to_index
+
+        ids = [video_ids] if isinstance(video_ids, str) else list(video_ids)
+        with self._ctx.catalog.session() as s:
+            target = self._collections.resolve(s, collection)
+            added = []
+            for vid in ids:
+                self._owned(s, vid)
+                if not s.get(CollectionVideo, (target.id, vid)):
+                    s.add(CollectionVideo(collection_id=target.id, video_id=vid))
+                    added.append(vid)
+            target_id = target.id
+        if added:
+            add_videos_to_index(self._ctx, target_id, added)
+        return len(added)
+
+    def remove_from(self, collection: str, video_ids: str | list[str]) -> int:
+        """Take videos out of one collection; a video left in none is deleted."""
+        from .indexing import vector_ids_of, write_chunks
+
+        ids = [video_ids] if isinstance(video_ids, str) else list(video_ids)
+        with self._ctx.catalog.session() as s:
+            target = self._collections.resolve(s, collection)
+            target_id = target.id
+            present = [vid for vid in ids if s.get(CollectionVideo, (target_id, vid))]
+        if not present:
+            return 0
+        write_chunks(self._ctx, target_id, remove_ids=vector_ids_of(self._ctx, present))
+        orphans = []
+        with self._ctx.catalog.session() as s:
+            for vid in present:
+                s.delete(s.get(CollectionVideo, (target_id, vid)))
+            s.flush()
+            for vid in present:
+                if not s.scalar(select(CollectionVideo).where(CollectionVideo.video_id == vid)):
+                    orphans.append(vid)
+        if orphans:
+            purge_videos(self._ctx, orphans)
+        return len(present)
+
+    def move(self, video_ids: str | list[str], source: str, target: str) -> int:
+        """Move videos from one collection to another."""
+        ids = [video_ids] if isinstance(video_ids, str) else list(video_ids)
+        self.add_to(target, ids)
+        return self.remove_from(source, ids)
+
+    def segments(self, video_id: str) -> list[SegmentRow]:
+        with self._ctx.catalog.session() as s:
+            self._owned(s, video_id)
+            return list(
+                s.scalars(
+                    select(SegmentRow).where(SegmentRow.video_id == video_id).order_by(SegmentRow.start)
+                )
+            )
+
+    def transcript(self, video_id: str, fmt: str = "txt") -> str:
+        """The transcript as txt, json, srt or vtt."""
+        info = self.get(video_id)
+        segments = self.segments(video_id)
+        if not segments and info.status != "ready":
+            raise InvalidInput(f"Video {video_id} has no transcript yet (status: {info.status})")
+        meta = {"video_id": info.id, "url": info.page_url, "source": info.transcript_source}
+        return render(segments, fmt, title=info.title, meta=meta)
