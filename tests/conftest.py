@@ -54,7 +54,72 @@ def media_server(media_root):
 
 @pytest.fixture
 def settings(tmp_path):
-    """Settings on a fresh data directory that may fetch from 127.0.0.1."""
+    """Settings on a fresh data directory that may fetch from 127.0.0.1 (small chunks)."""
     from vidrag_kernel.settings import Settings
 
-    return Settings(home=tmp_path / "home", fetch_allow_hosts=("127.0.0.1",), user="tester")
+    return Settings(
+        home=tmp_path / "home",
+        fetch_allow_hosts=("127.0.0.1",),
+        user="tester",
+        chunk_tokens=40,
+        chunk_min_tokens=8,
+        chunk_overlap_tokens=0,
+    )
+
+
+class Ingested:
+    """A Workbench whose "Lectures" collection holds the test lecture, transcribed by ASR."""
+
+    def __init__(self, wb, video_id: str, lecture: Lecture, url: str) -> None:
+        self.wb = wb
+        self.video_id = video_id
+        self.lecture = lecture
+        self.url = url
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory, media_server, lecture) -> Ingested:
+    """Ingest the lecture once per test session (real yt-dlp, whisper, MiniLM, FAISS).
+
+    Tests that change data must use their own Workbench; this one is shared read-only.
+    """
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.settings import Settings
+
+    home = tmp_path_factory.mktemp("ingested")
+    # small chunks, so a one-minute lecture gives several passages to choose between
+    wb = Workbench(
+        Settings(
+            home=home,
+            fetch_allow_hosts=("127.0.0.1",),
+            user="tester",
+            chunk_tokens=40,
+            chunk_min_tokens=8,
+            chunk_overlap_tokens=0,
+        )
+    )
+    wb.collections.create("Lectures", "the shared test lecture", instructor="Test Instructor")
+    url = media_server.url("lecture.m4a")
+    results = wb.ingest(url, collection="Lectures", captions="never")
+    assert results[0].status == "done", results[0].error
+    yield Ingested(wb, results[0].video_id, lecture, url)
+    wb.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for this test session."""
+    from tests.support.postgres import Postgres
+
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def catalog_url(request, tmp_path):
+    """Each catalog test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"t{abs(hash(request.node.nodeid)) % 10**9}")

@@ -24,16 +24,43 @@ class ProgressEvent:
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
+#: What one stage reports through: ``report(fraction, message)``.
+Reporter = Callable[[float, str], None]
 
 
 def silent(_event: ProgressEvent) -> None:
     """The default callback: report nothing."""
 
 
-def scaled(callback: ProgressCallback, stage: str, **fields) -> Callable[[float, str], None]:
+def scaled(callback: ProgressCallback, stage: str, **fields) -> Reporter:
     """A ``report(fraction, message)`` helper bound to one stage and video."""
 
     def report(fraction: float, message: str = "") -> None:
         callback(ProgressEvent(stage, max(0.0, min(1.0, fraction)), message, **fields))
+
+    return report
+
+
+def tqdm_progress(*, notebook: bool | None = None) -> ProgressCallback:
+    """A callback drawing one tqdm bar per video and stage (tqdm.auto picks notebook widgets)."""
+    if notebook is None or notebook:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+
+    state: dict = {"bar": None, "key": None}
+
+    def report(event: ProgressEvent) -> None:
+        key = (event.video_id or event.title, event.stage)
+        if key != state["key"]:
+            if state["bar"] is not None:
+                state["bar"].close()
+            state["bar"] = tqdm(total=100, desc=f"{(event.title or '')[:40]} · {event.stage}", unit="%")
+            state["key"] = key
+        state["bar"].n = int(event.fraction * 100)
+        state["bar"].refresh()
+        if event.stage in {"done", "failed"}:
+            state["bar"].close()
+            state["bar"], state["key"] = None, None
 
     return report

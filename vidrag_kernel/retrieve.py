@@ -1,14 +1,22 @@
 """Retrieval: dense (FAISS) and lexical (BM25) search over collections, fused by rank.
 
-Ordering comes from reciprocal rank fusion; the reported ``score`` is the dense cosine
-similarity, which means the same thing for every question and so can tell "nothing
-relevant here" apart from a weak best match.
+Ordering comes from reciprocal rank fusion of the two rankings; the reported ``score``
+is the dense cosine similarity of question and passage, which means the same thing for
+every question and so can tell "nothing relevant here" from a weak best match (see
+``Settings.min_relevance``).
+
+After fusion, near-duplicate passages (the same chunk from two collections, a lecture
+uploaded twice, overlapping chunks) are returned once, and with ``merge`` neighbouring
+chunks of one video are joined into one passage and completed to whole sentences, so
+an answer's context is not cut mid-sentence.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import select
@@ -19,6 +27,11 @@ from .errors import InvalidInput
 from .links import deep_link
 
 RRF_K = 60
+# word-set Jaccard above which two passages count as the same text
+DUPLICATE_JACCARD = 0.85
+# most chunks joined into one passage, so one topic cannot swallow the context
+MAX_MERGED_CHUNKS = 3
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
 
 
 @dataclass
@@ -41,6 +54,10 @@ class SearchHit:
     lexical_score: float = 0.0
     rank_score: float = 0.0
     generation: int = 0
+    #: every chunk in the passage (more than one when neighbours were merged)
+    chunk_ids: list[str] = field(default_factory=list)
+    #: position of the (first) chunk in its video
+    chunk_index: int = 0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -52,6 +69,62 @@ class Scope:
 
     collection_ids: list[str]
     video_ids: list[str] | None = None
+
+
+@dataclass
+class Retrieval:
+    """What one retrieval returned and what it needs to be reproduced."""
+
+    query: str
+    hits: list[SearchHit]
+    #: index generation read in each collection
+    generations: dict[str, int] = field(default_factory=dict)
+    candidates: int = 0
+    elapsed_ms: float = 0.0
+
+    @property
+    def best_score(self) -> float:
+        return max((h.score for h in self.hits), default=0.0)
+
+    def trace(self) -> dict:
+        """The JSON record kept with an answer."""
+        return {
+            "query": self.query,
+            "generations": dict(self.generations),
+            "candidates": self.candidates,
+            "retrieve_ms": round(self.elapsed_ms, 2),
+            "chunks": [
+                {
+                    "chunk_ids": h.chunk_ids or [h.chunk_id],
+                    "video_id": h.video_id,
+                    "collection_id": h.collection_id,
+                    "start": h.start,
+                    "end": h.end,
+                    "score": h.score,
+                    "dense": h.dense_score,
+                    "lexical": h.lexical_score,
+                    "rrf": round(h.rank_score, 6),
+                }
+                for h in self.hits
+            ],
+        }
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _join(first: str, second: str) -> str:
+    """Join two consecutive chunk texts, dropping words repeated by chunk overlap."""
+    a, b = first.split(), second.split()
+    for size in range(min(len(a), len(b), 64), 0, -1):
+        if [w.lower() for w in a[-size:]] == [w.lower() for w in b[:size]]:
+            return " ".join(a + b[size:])
+    return " ".join(a + b)
 
 
 class Retriever:
@@ -99,69 +172,90 @@ class Retriever:
         videos: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
         k: int = 5,
+        merge: bool = False,
     ) -> list[SearchHit]:
         """The ``k`` best passages for ``query`` within the scope."""
-        query = (query or "").strip()
-        if not query:
-            raise InvalidInput("The question is empty")
-        if k < 1 or k > 200:
-            raise InvalidInput("k must be between 1 and 200")
-        return self.search_scope(query, self.scope(collection, videos, tags), k)
+        query = _check(query, k)
+        return self.retrieve(query, self.scope(collection, videos, tags), k, merge=merge).hits
 
-    def search_scope(self, query: str, scope: Scope, k: int) -> list[SearchHit]:
+    def search_scope(self, query: str, scope: Scope, k: int, merge: bool = False) -> list[SearchHit]:
+        """Like ``search`` on an already resolved scope."""
+        return self.retrieve(query, scope, k, merge=merge).hits
+
+    def retrieve(self, query: str, scope: Scope, k: int, *, merge: bool = False) -> Retrieval:
+        """The ``k`` best passages with the trace needed to reproduce them.
+
+        With ``merge``, neighbouring chunks of one video that both rank join into one
+        passage (up to three chunks) and passages are completed to whole sentences.
+        """
         from .embed import get_embedder
         from .indexing import open_index
 
+        t0 = time.perf_counter()
         qvec = get_embedder(self._ctx.settings).embed_query(query)
-        fused: dict[int, dict] = {}
         depth = max(k * 4, 20)
+        allowed = self._allowed(scope.video_ids) if scope.video_ids is not None else None
+        dense: dict[int, float] = {}
+        lexical_rank: dict[int, int] = {}
+        lexical: dict[int, float] = {}
+        where: dict[int, tuple[str, int]] = {}
+        generations: dict[str, int] = {}
         for collection_id in scope.collection_ids:
             reader = open_index(self._ctx, collection_id).reader()
-            if len(reader) == 0:
+            generations[collection_id] = int(reader.generation)
+            if len(reader) == 0 or (allowed is not None and len(allowed) == 0):
                 continue
-            allowed = self._allowed(scope.video_ids) if scope.video_ids is not None else None
-            if allowed is not None and len(allowed) == 0:
-                continue
-            for rank, (vid, score) in enumerate(reader.dense(qvec, depth, allowed)):
-                entry = fused.setdefault(vid, {"rrf": 0.0, "dense": None, "lex": 0.0, "c": collection_id})
-                entry["rrf"] += 1.0 / (RRF_K + rank + 1)
-                entry["dense"] = score
-                entry["gen"] = reader.generation
+            for vid, score in reader.dense(qvec, depth, allowed):
+                vid = int(vid)
+                if score > dense.get(vid, -2.0):
+                    dense[vid] = float(score)
+                where.setdefault(vid, (collection_id, int(reader.generation)))
+            # BM25 scores depend on each index's statistics, so only ranks are merged
             for rank, (vid, score) in enumerate(reader.lexical(query, depth, allowed)):
-                entry = fused.setdefault(vid, {"rrf": 0.0, "dense": None, "lex": 0.0, "c": collection_id})
-                entry["rrf"] += 1.0 / (RRF_K + rank + 1)
-                entry["lex"] = score
-                entry["gen"] = reader.generation
-        if not fused:
-            return []
-        hits = self._hydrate(fused, qvec)
-        hits.sort(key=lambda h: h.rank_score, reverse=True)
-        return hits[:k]
+                vid = int(vid)
+                if rank < lexical_rank.get(vid, depth + 1):
+                    lexical_rank[vid] = rank
+                    lexical[vid] = float(score)
+                where.setdefault(vid, (collection_id, int(reader.generation)))
+        if not where:
+            return Retrieval(query, [], generations, 0, (time.perf_counter() - t0) * 1000)
+        rrf: dict[int, float] = dict.fromkeys(where, 0.0)
+        for rank, vid in enumerate(sorted(dense, key=dense.get, reverse=True)):
+            rrf[vid] += 1.0 / (RRF_K + rank + 1)
+        for vid, rank in lexical_rank.items():
+            rrf[vid] += 1.0 / (RRF_K + rank + 1)
+        # hydrate only what could make the cut: merging and de-duplication need some spare
+        ranked = sorted(rrf, key=rrf.get, reverse=True)[: max(k * 3, 12)]
+        hits = self._hydrate(ranked, rrf, dense, lexical, where, qvec)
+        hits = self._dedupe(hits)
+        hits = self._merge(hits, k) if merge else hits[:k]
+        return Retrieval(query, hits, generations, len(rrf), (time.perf_counter() - t0) * 1000)
 
     def _allowed(self, video_ids: list[str]) -> np.ndarray:
         with self._ctx.catalog.session() as s:
             ids = s.scalars(select(Chunk.vector_id).where(Chunk.video_id.in_(video_ids)))
             return np.fromiter(ids, dtype=np.int64)
 
-    def _hydrate(self, fused: dict[int, dict], qvec: np.ndarray) -> list[SearchHit]:
+    def _hydrate(self, ranked, rrf, dense, lexical, where, qvec) -> list[SearchHit]:
         with self._ctx.catalog.session() as s:
             rows = s.execute(
                 select(Chunk, Video)
                 .join(Video, Video.id == Chunk.video_id)
-                .where(Chunk.vector_id.in_(list(fused)), Video.status == "ready")
+                .where(Chunk.vector_id.in_(ranked), Video.status == "ready")
             ).all()
-        missing = [c for c, _ in rows if fused[c.vector_id]["dense"] is None]
+        missing = [c for c, _ in rows if c.vector_id not in dense]
         if missing:
-            # lexical-only hits still get a comparable dense score
+            # a lexical-only hit still gets a comparable dense score
             from .embed import get_embedder
 
             vecs = get_embedder(self._ctx.settings).embed([c.text for c in missing])
             for c, v in zip(missing, vecs, strict=True):
-                fused[c.vector_id]["dense"] = float(np.dot(v, qvec))
+                dense[c.vector_id] = float(np.dot(v, qvec))
         hits = []
         for chunk, video in rows:
-            entry = fused[chunk.vector_id]
+            vid = chunk.vector_id
             page = video.webpage_url or video.url
+            collection_id, generation = where[vid]
             hits.append(
                 SearchHit(
                     chunk_id=chunk.id,
@@ -170,16 +264,126 @@ class Retriever:
                     start=chunk.start,
                     end=chunk.end,
                     text=chunk.text,
-                    score=round(float(entry["dense"]), 4),
+                    score=round(dense[vid], 4),
                     link=deep_link(page, chunk.start, source_key=video.source_key),
                     url=page,
-                    collection_id=entry["c"],
+                    collection_id=collection_id,
                     chapter=chunk.chapter,
-                    vector_id=chunk.vector_id,
-                    dense_score=round(float(entry["dense"]), 4),
-                    lexical_score=round(float(entry["lex"]), 4),
-                    rank_score=entry["rrf"],
-                    generation=entry.get("gen", 0),
+                    vector_id=vid,
+                    dense_score=round(dense[vid], 4),
+                    lexical_score=round(lexical.get(vid, 0.0), 4),
+                    rank_score=rrf[vid],
+                    generation=generation,
+                    chunk_ids=[chunk.id],
+                    chunk_index=chunk.index,
                 )
             )
+        hits.sort(key=lambda h: h.rank_score, reverse=True)
         return hits
+
+    @staticmethod
+    def _dedupe(hits: list[SearchHit]) -> list[SearchHit]:
+        """Drop passages whose words nearly repeat a better-ranked passage's."""
+        kept: list[tuple[SearchHit, frozenset[str]]] = []
+        for hit in hits:
+            words = _words(hit.text)
+            if any(_jaccard(words, w) >= DUPLICATE_JACCARD for _, w in kept):
+                continue
+            kept.append((hit, words))
+        return [h for h, _ in kept]
+
+    def _merge(self, hits: list[SearchHit], k: int) -> list[SearchHit]:
+        """Join neighbouring chunks of one video, keep ``k`` passages, complete sentences."""
+        passages: list[dict] = []
+        # an unrelated neighbour must not stretch a passage (and its link) away from the answer
+        floor = self._ctx.settings.min_relevance
+        for hit in hits:
+            target = None
+            for p in passages:
+                if (
+                    hit.score >= floor
+                    and p["hits"][0].score >= floor
+                    and p["video_id"] == hit.video_id
+                    and len(p["hits"]) < MAX_MERGED_CHUNKS
+                    and p["lo"] - 1 <= hit.chunk_index <= p["hi"] + 1
+                ):
+                    target = p
+                    break
+            if target is not None:
+                target["hits"].append(hit)
+                target["lo"] = min(target["lo"], hit.chunk_index)
+                target["hi"] = max(target["hi"], hit.chunk_index)
+            elif len(passages) < k:
+                passages.append(
+                    {"video_id": hit.video_id, "lo": hit.chunk_index, "hi": hit.chunk_index, "hits": [hit]}
+                )
+        merged = []
+        for p in passages:
+            parts = sorted(p["hits"], key=lambda h: h.chunk_index)
+            best = max(p["hits"], key=lambda h: h.score)
+            text = parts[0].text
+            for h in parts[1:]:
+                text = _join(text, h.text)
+            first = parts[0]
+            merged.append(
+                SearchHit(
+                    **{
+                        **best.__dict__,
+                        "chunk_id": best.chunk_id,
+                        "start": first.start,
+                        "end": max(h.end for h in parts),
+                        "text": text,
+                        "link": first.link,
+                        "lexical_score": max(h.lexical_score for h in parts),
+                        "rank_score": max(h.rank_score for h in parts),
+                        "chunk_ids": [h.chunk_id for h in parts],
+                        "chunk_index": first.chunk_index,
+                    }
+                )
+            )
+        self._complete_sentences(merged, passages)
+        return merged
+
+    def _complete_sentences(self, merged: list[SearchHit], passages: list[dict]) -> None:
+        """Extend passages that start or end mid-sentence with the neighbouring chunk's words."""
+        wanted: set[tuple[str, int]] = set()
+        for hit, p in zip(merged, passages, strict=True):
+            if not _SENTENCE_END.search(hit.text.strip()):
+                wanted.add((hit.video_id, p["hi"] + 1))
+            if hit.text[:1].islower():
+                wanted.add((hit.video_id, p["lo"] - 1))
+        if not wanted:
+            return
+        with self._ctx.catalog.session() as s:
+            rows = s.scalars(
+                select(Chunk).where(
+                    Chunk.video_id.in_({v for v, _ in wanted}), Chunk.index.in_({i for _, i in wanted})
+                )
+            ).all()
+        near = {(c.video_id, c.index): c for c in rows if (c.video_id, c.index) in wanted}
+        for hit, p in zip(merged, passages, strict=True):
+            after = near.get((hit.video_id, p["hi"] + 1))
+            if after is not None and not _SENTENCE_END.search(hit.text.strip()):
+                m = re.search(r"^.*?[.!?](?=\s|$)", after.text.strip())
+                if m:
+                    hit.text = _join(hit.text, m.group(0))
+                    hit.end = max(
+                        hit.end, after.start + (after.end - after.start) * m.end() / len(after.text)
+                    )
+            before = near.get((hit.video_id, p["lo"] - 1))
+            if before is not None and hit.text[:1].islower():
+                pieces = re.split(r"(?<=[.!?])\s+", before.text.strip())
+                if pieces and not _SENTENCE_END.search(pieces[-1]):
+                    hit.text = _join(pieces[-1], hit.text)
+                    share = len(pieces[-1]) / max(1, len(before.text))
+                    hit.start = min(hit.start, before.end - (before.end - before.start) * share)
+                    hit.link = deep_link(hit.url, hit.start)
+
+
+def _check(query: str, k: int) -> str:
+    query = (query or "").strip()
+    if not query:
+        raise InvalidInput("The question is empty")
+    if k < 1 or k > 200:
+        raise InvalidInput("k must be between 1 and 200")
+    return query

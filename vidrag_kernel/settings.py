@@ -102,6 +102,22 @@ class Settings:
     history_turns: int = 5
     #: VIDRAG_TOP_K: passages retrieved for an answer.
     top_k: int = 6
+    #: VIDRAG_LLM_API_KEY: API key for the LLM (else the provider's own variable, e.g. OPENAI_API_KEY).
+    llm_api_key: str | None = field(default=None, repr=False)
+    #: VIDRAG_LLM_RETRIES: retries of a failed LLM call before the extractive fallback.
+    llm_retries: int = 1
+    #: VIDRAG_LLM_TEMPERATURE: sampling temperature (empty = the provider's default).
+    llm_temperature: float | None = None
+    #: VIDRAG_MIN_RELEVANCE: dense cosine score below which a passage counts as unrelated to the
+    #: question; when no passage reaches it the answer says nothing relevant was found.
+    #: Calibrated with all-MiniLM-L6-v2 on the test lecture (paraphrases vs unrelated questions).
+    min_relevance: float = 0.30
+    #: VIDRAG_SUPPORT_THRESHOLD: cosine similarity an answer sentence needs with one of its cited
+    #: passages (or a sentence of one) to count as supported; sentences below it are flagged.
+    #: Calibrated with all-MiniLM-L6-v2 on the test lecture: supported paraphrases scored 0.66-0.89,
+    #: off-topic claims below 0.36, on-topic unsupported claims 0.25-0.61 (so some pass: this is a
+    #: topical check, it cannot catch a contradiction). The margin favours few false flags.
+    support_threshold: float = 0.55
 
     @property
     def resolved_database_url(self) -> str:

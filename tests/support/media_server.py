@@ -57,14 +57,24 @@ class _Handler(SimpleHTTPRequestHandler):
         self._remaining = None
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # clients (yt-dlp probing, a browser seeking) drop connections mid-file: not an error
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class MediaServer:
     """Serve ``root`` on a free 127.0.0.1 port until ``stop()``."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         handler = partial(_Handler, directory=str(self.root))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

@@ -1,0 +1,44 @@
+"""An HTTP server on 127.0.0.1 that answers every GET with a redirect to one target URL.
+
+Used to check that redirects yt-dlp follows on its own are vetted by the SSRF guard.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class RedirectServer:
+    """Redirect (302) every request to ``target`` until ``stop()``."""
+
+    def __init__(self, target: str) -> None:
+        outer = self
+        self.target = target
+        self.hits = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                outer.hits += 1
+                self.send_response(302)
+                self.send_header("Location", outer.target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_HEAD = do_GET  # noqa: N815
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

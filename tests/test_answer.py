@@ -1,0 +1,312 @@
+"""Grounded answers: citation checks, the extractive engine, the whole pipeline over the
+real ingested lecture (extractive and LLM through litellm), streaming, fallbacks,
+unanswerable questions, conversation history, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.cli import vidrag
+from tests.support.fake_llm import FakeLLM
+from vidrag_kernel import Workbench
+from vidrag_kernel.answer.types import Answer
+from vidrag_kernel.citations import cited_numbers, clean_markers, resolve, split_sentences, strip_markers
+from vidrag_kernel.errors import InvalidInput
+from vidrag_kernel.retrieve import SearchHit
+
+
+def _src(text: str, start: float = 0.0) -> SearchHit:
+    return SearchHit("c", "v", "Lecture", start, start + 5, text, 0.5, f"u#t={int(start)}", "u", "col")
+
+
+# -- citation checks (pure text) ------------------------------------------------------------
+def test_sentences_keep_markers_written_after_the_full_stop():
+    text = "Plants use light. [1] The king died [2][3]. Binary search halves the range.[4]"
+    assert split_sentences(text) == [
+        "Plants use light. [1]",
+        "The king died [2][3].",
+        "Binary search halves the range.[4]",
+    ]
+
+
+def test_markers_of_missing_sources_are_removed_and_groups_normalized():
+    text, removed = clean_markers("A claim [1, 7]. Another [9]. Last [2].", {1, 2, 3})
+    assert text == "A claim [1]. Another. Last [2]."
+    assert removed == [7, 9]
+    assert cited_numbers("x [2] y [1][2] z [3, 1]") == [2, 1, 3]
+
+
+def test_citations_map_one_to_one_to_markers():
+    sources = [_src("Plants capture sunlight.", 3), _src("The king was executed.", 30), _src("Unused.", 50)]
+    checked = resolve("The king died [2]. Plants use light [1][2]. Made up [4].", sources)
+    assert [c.n for c in checked.citations] == [2, 1]
+    assert set(cited_numbers(checked.text)) == {c.n for c in checked.citations}
+    assert checked.removed == [4] and "[4]" not in checked.text
+    king = checked.citations[0]
+    assert (king.start, king.end, king.link, king.text) == (30, 35, "u#t=30", "The king was executed.")
+
+
+def test_support_check_flags_claims_its_sources_do_not_make(ingested):
+    from vidrag_kernel.embed import get_embedder
+
+    embed = get_embedder(ingested.wb.settings).embed
+    sources = [
+        _src(
+            "Plants capture sunlight with chlorophyll in their leaves. They turn carbon dioxide and water "
+            "into glucose and release oxygen."
+        ),
+        _src("The king, Louis the sixteenth, was later executed by guillotine.", 31),
+    ]
+    text = (
+        "Leaves absorb sunlight using chlorophyll [1]. Louis XVI was beheaded [2]. "
+        "Napoleon crowned himself emperor in 1804 [1]. The moon is made of green cheese [2]. "
+        "The videos do not cover photosynthesis in algae."
+    )
+    checked = resolve(text, sources, embed=embed, threshold=ingested.wb.settings.support_threshold)
+    assert checked.flagged == [
+        "Napoleon crowned himself emperor in 1804 [1].",
+        "The moon is made of green cheese [2].",
+    ]
+    assert len(checked.support) == 4  # the sentence declining to answer is not a claim
+
+
+# -- the pipeline over the real lecture --------------------------------------------------------
+def _check_grounded(answer: Answer, lecture_sentence) -> None:
+    assert answer.citations, answer.text
+    assert set(cited_numbers(answer.text)) == {c.n for c in answer.citations}
+    for c in answer.citations:
+        assert c.video_id and c.title and c.chunk_id and c.text
+        assert c.link.endswith(f"#t={int(c.start)}") and c.end > c.start and 0 < c.score <= 1
+    # the best citation covers the moment the answer was said
+    top = next(c for c in answer.citations if c.n == min(x.n for x in answer.citations))
+    assert top.start <= lecture_sentence.start + 1.5 and top.end >= lecture_sentence.end - 1.5
+
+
+def _sentence(lecture, word: str):
+    return next(s for s in lecture.sentences if word in s.text.lower())
+
+
+def test_extractive_answer_by_default(ingested):
+    wb = ingested.wb
+    answer = wb.ask("Which green pigment do leaves use to catch sunlight?", "Lectures")
+    assert answer.mode == "extractive" and answer.model is None and not answer.no_answer
+    assert "no-LLM" in answer.text and "chlorophyll" in answer.text.lower()
+    assert answer.usage["total_tokens"] == 0 and answer.latency_ms > 0 and answer.fallback_reason is None
+    _check_grounded(answer, _sentence(ingested.lecture, "chlorophyll"))
+    # quoted lines are transcript sentences
+    quotes = [line for line in answer.text.splitlines() if line.startswith("- ")]
+    assert 1 <= len(quotes) <= 3
+    trace = answer.trace
+    assert trace["query"] == "Which green pigment do leaves use to catch sunlight?"
+    assert list(trace["generations"].values())[0] >= 1 and trace["chunks"][0]["chunk_ids"]
+    # stored as a new conversation about the collection
+    conv = wb.conversations.get(answer.conversation_id)
+    assert conv.collection_name == "Lectures" and conv.message_count == 2
+    assert conv.messages[1].id == answer.message_id and conv.messages[1].citations[0].link
+
+
+def test_unanswerable_questions_say_so(ingested):
+    for question in ["What is the capital of Australia?", "How do I bake sourdough bread?"]:
+        answer = ingested.wb.ask(question, "Lectures", save=False)
+        assert answer.no_answer and answer.citations == [], (question, answer.trace["chunks"][:1])
+        assert "could not find" in answer.text and answer.conversation_id is None
+
+
+def test_scope_by_videos_and_empty_question(ingested):
+    wb = ingested.wb
+    answer = wb.ask("When did the people of Paris storm the Bastille?", videos=[ingested.video_id])
+    assert answer.citations and all(c.video_id == ingested.video_id for c in answer.citations)
+    conv = wb.conversations.get(answer.conversation_id)
+    assert conv.video_ids == [ingested.video_id] and conv.collection_id is None
+    with pytest.raises(InvalidInput):
+        wb.ask("   ", "Lectures")
+    with pytest.raises(InvalidInput, match="different collection"):
+        wb.ask("and then?", "Lectures", conversation=answer.conversation_id)
+    with pytest.raises(InvalidInput, match="different videos"):
+        wb.ask("and then?", videos=[ingested.video_id, "other"], conversation=answer.conversation_id)
+
+
+# -- the LLM engine in the pipeline ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def llm():
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def llm_wb(ingested, llm):
+    """A second Workbench on the shared data with the LLM configured (it only adds conversations)."""
+    wb = Workbench(
+        ingested.wb.settings.with_(
+            llm_model="openai/lecture-helper",
+            llm_api_base=llm.api_base,
+            llm_api_key="sk-test",
+            llm_timeout=3,
+            llm_retries=0,
+        )
+    )
+    yield wb
+    wb.close()
+
+
+def test_llm_answer_with_checked_citations_usage_and_latency(llm_wb, llm, ingested):
+    llm.behaviour = "cite"
+    answer = llm_wb.ask("When did the people of Paris storm the old prison?", "Lectures")
+    assert answer.mode == "llm" and answer.model == "openai/lecture-helper" and not answer.fallback_reason
+    assert answer.usage["prompt_tokens"] > 50 and answer.usage["completion_tokens"] > 3
+    assert answer.latency_ms > 0 and answer.trace["timings"]["generate_ms"] > 0
+    _check_grounded(answer, _sentence(ingested.lecture, "bastille"))
+    assert answer.flagged == []  # the fake model quotes its sources, so every sentence is supported
+    prompt = llm.last["messages"][-1]["content"]
+    # numbered sources with the video title and times, each one a retrieved passage
+    assert prompt.startswith("Sources:\n[1] ") and "–" in prompt.splitlines()[1]
+    assert len(answer.trace["chunks"]) >= answer.trace["sources"] >= len(answer.citations)
+    stored = llm_wb.conversations.get(answer.conversation_id).messages[1]
+    assert stored.model == "openai/lecture-helper" and stored.usage == answer.usage
+    assert stored.trace["model"] == "openai/lecture-helper" and [c.n for c in stored.citations] == [
+        c.n for c in answer.citations
+    ]
+
+
+def test_llm_citing_a_missing_source_and_unsupported_sentences(llm_wb, llm):
+    llm.behaviour = "cite_missing"
+    answer = llm_wb.ask("How do plants turn light into sugar?", "Lectures", save=False)
+    assert "[7]" not in answer.text and answer.trace["removed_citations"] == [7]
+    assert all(c.n <= answer.trace["sources"] for c in answer.citations)
+
+    llm.behaviour = "unsupported"
+    answer = llm_wb.ask("How do plants turn light into sugar?", "Lectures", save=False)
+    assert answer.flagged == ["The moon is made of green cheese and orbits Jupyter notebooks [1]."]
+    assert answer.trace["support"][0]["similarity"] < llm_wb.settings.support_threshold
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [("error500", "HTTP 500"), ("malformed", "malformed reply"), ("slow", "timeout")],
+)
+def test_llm_failures_fall_back_to_extractive(llm_wb, llm, behaviour, reason):
+    llm.behaviour, llm.delay = behaviour, 5.0
+    answer = llm_wb.ask("How many comparisons does binary search need?", "Lectures", save=False)
+    assert answer.mode == "extractive" and answer.fallback_reason == f"LLM unavailable: {reason}"
+    assert f"could not answer ({reason})" in answer.text and "no-LLM" in answer.text
+    assert answer.citations and "logarithmic" in answer.text.lower()
+
+
+def test_streaming_yields_tokens_then_the_answer(llm_wb, llm):
+    llm.behaviour = "cite"
+    items = list(llm_wb.ask_stream("What happened to King Louis?", "Lectures", save=False))
+    *tokens, answer = items
+    assert len(tokens) > 3 and all(isinstance(t, str) for t in tokens)
+    assert isinstance(answer, Answer) and "".join(tokens).strip() == answer.text
+    assert llm.last["stream"] is True and answer.usage["total_tokens"] > 0
+
+    llm.behaviour = "error500"
+    *tokens, answer = list(llm_wb.ask_stream("What happened to King Louis?", "Lectures", save=False))
+    assert answer.fallback_reason == "LLM unavailable: HTTP 500" and "".join(tokens).strip() == answer.text
+
+
+def test_conversation_history_goes_into_the_prompt(llm_wb, llm):
+    llm.behaviour = "cite"
+    first = llm_wb.ask("What do plants release?", "Lectures")
+    conv = first.conversation_id
+    llm_wb.ask("Where does it happen?", conversation=conv)
+    llm_wb.ask("What did the people of Paris storm?", conversation=conv)
+    llm.behaviour, llm.reply_text = "reply", "Binary search halves the range [1]."
+    last = llm_wb.ask("And how does binary search work?", "Lectures", conversation=conv)
+    messages = llm.last["messages"]
+    # system, the last five messages (history_turns=5), the new question with sources
+    assert [m["role"] for m in messages] == [
+        "system",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    stored = llm_wb.conversations.get(conv).messages
+    # earlier answers go without their citation markers (their source numbers are stale)
+    assert [m["content"] for m in messages[1:6]] == [strip_markers(m.content) for m in stored[1:6]]
+    assert "[1]" in stored[1].content and "[1]" not in messages[1]["content"]
+    assert messages[2]["content"] == "Where does it happen?"
+    assert last.trace["history_messages"] == 5 and len(stored) == 8
+
+
+def test_cli_ask_json_conversations_and_export(ingested, llm, tmp_path):
+    home = ingested.wb.settings.home
+    env = {
+        "VIDRAG_LLM_MODEL": "openai/lecture-helper",
+        "VIDRAG_LLM_API_BASE": llm.api_base,
+        "VIDRAG_LLM_API_KEY": "sk-test",
+        "VIDRAG_LLM_RETRIES": "0",
+    }
+    llm.behaviour = "cite"
+    r = vidrag(home, "ask", "How was the king executed?", "--collection", "Lectures", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {"answer", "citations", "mode", "model", "usage", "latency_ms", "conversation_id"} <= set(out)
+    assert out["mode"] == "llm" and out["citations"] and "guillotine" in out["answer"].lower()
+    assert {"n", "video_id", "title", "url", "start", "end", "score", "text", "link"} <= set(
+        out["citations"][0]
+    )
+    conv = out["conversation_id"]
+
+    # streamed to the terminal, continuing the conversation
+    r = vidrag(home, "ask", "And in which year?", "--conversation", conv, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "[1]" in r.stdout and "#t=" in r.stdout and conv in r.stdout
+
+    r = vidrag(home, "conversations", "list", "--json")
+    assert conv in {c["id"] for c in json.loads(r.stdout)}
+    r = vidrag(home, "conversations", "export", conv, "--format", "ipynb", "-o", str(tmp_path / "c.ipynb"))
+    assert r.returncode == 0 and json.loads((tmp_path / "c.ipynb").read_text())["nbformat"] == 4
+    r = vidrag(home, "conversations", "show", conv)
+    assert "How was the king executed?" in r.stdout and "And in which year?" in r.stdout
+    assert vidrag(home, "conversations", "delete", conv).returncode == 0
+    r = vidrag(home, "conversations", "show", conv)
+    assert r.returncode == 4 and "No conversation" in r.stderr
+
+    # no LLM configured: extractive; an unknown collection is one clear line
+    r = vidrag(home, "ask", "What is the capital of Australia?", "-c", "Lectures", "--json", "--no-save")
+    assert json.loads(r.stdout)["no_answer"] is True
+    r = vidrag(home, "ask", "anything", "-c", "Nope")
+    assert r.returncode == 4 and r.stderr.strip().startswith("vidrag: error:")
+
+
+def test_chat_streams_and_keeps_the_conversation(ingested):
+    r = vidrag(
+        ingested.wb.settings.home,
+        "chat",
+        "--collection",
+        "Lectures",
+        stdin="What do plants release?\nWhere does this happen?\n/quit\n",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("vidrag> ") == 2 and "no-LLM" in r.stdout
+    ids = {
+        line.rsplit("conversation ", 1)[1].rstrip(")")
+        for line in r.stdout.splitlines()
+        if "conversation " in line
+    }
+    assert len(ids) == 1
+
+
+def test_replay_notebook_reruns_retrieval_against_the_data(ingested, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    wb = ingested.wb
+    answer = wb.ask("How do plants make sugar from light?", "Lectures")
+    text = wb.conversations.export(answer.conversation_id, "ipynb")
+    nb = nbformat.reads(text, as_version=4)
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    n = sum(len(c["chunk_ids"]) for c in answer.trace["chunks"])
+    assert f"re-run: {n} of {n} stored chunks retrieved again" in outputs, outputs
+    assert "index changed" not in outputs

@@ -1,0 +1,344 @@
+"""The per-collection index: real FAISS and bm25s on small random collections."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidrag_kernel.errors import Conflict, InvalidInput
+from vidrag_kernel.index import CollectionIndex, IndexReader
+from vidrag_kernel.index import dense as dense_module
+
+DIM = 384
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ["gradient", "descent", "entropy", "matrix", "eigenvalue", "fourier", "bayes", "kernel", "tensor"]
+
+
+def unit(n: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def texts_for(ids: np.ndarray) -> list[str]:
+    # every chunk names one topic word, and its own id as a unique word
+    return [f"today we discuss {WORDS[int(i) % len(WORDS)]} in lecture number{int(i)}" for i in ids]
+
+
+def write(index: CollectionIndex, ids, vectors, texts=None, remove=()) -> int:
+    ids = np.asarray(ids, dtype=np.int64)
+    with index.writer(timeout=5) as w:
+        if len(remove):
+            w.remove(remove)
+        if len(ids):
+            w.add(ids, vectors, texts if texts is not None else texts_for(ids))
+        return w.commit()
+
+
+def gen_dirs(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith("gen-"))
+
+
+@pytest.fixture
+def index(tmp_path) -> CollectionIndex:
+    return CollectionIndex(tmp_path / "collections" / "c1" / "index")
+
+
+def test_a_never_written_index_reads_empty_and_creates_nothing(index):
+    reader = index.reader()
+    assert isinstance(reader, IndexReader)
+    assert (index.generation, reader.generation, len(reader)) == (0, 0, 0)
+    assert reader.dense(unit(1)[0], 5) == []
+    assert reader.lexical("gradient", 5) == []
+    assert reader.ids().dtype == np.int64 and len(reader.ids()) == 0
+    assert not index.root.exists()
+
+
+def test_add_search_remove_and_replace(index):
+    ids = np.arange(1000, 1040, dtype=np.int64) * 7919
+    vecs = unit(40)
+    assert write(index, ids, vecs) == 1
+    reader = index.reader()
+    assert len(reader) == 40
+    assert sorted(reader.ids().tolist()) == sorted(ids.tolist())
+
+    hits = reader.dense(vecs[3], 5)
+    assert hits[0][0] == ids[3] and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    assert all(type(i) is int and type(s) is float for i, s in hits)
+
+    lex = reader.lexical(f"what was number{ids[5]} about", 5)
+    assert lex[0][0] == ids[5] and lex[0][1] > 0
+    topic = reader.lexical("Eigenvalue", 100)
+    assert {i for i, _ in topic} == {int(i) for i in ids if i % len(WORDS) == WORDS.index("eigenvalue")}
+    assert reader.lexical("the and of", 5) == []  # stopwords only
+    assert reader.lexical("unheardofword", 5) == []
+
+    # replace chunk 3 (new vector and text), remove chunk 5 and an unknown id
+    new = unit(1, seed=99)
+    with index.writer() as w:
+        assert w.remove([int(ids[5]), 123456789, int(ids[5])]) == 1
+        w.add(ids[3:4], new, ["a replacement about quaternions"])
+    assert index.generation == 2
+    reader = index.reader()
+    assert len(reader) == 39 and int(ids[5]) not in reader.ids()
+    assert reader.dense(new[0], 1)[0][0] == ids[3]
+    assert reader.dense(vecs[3], 1)[0][0] != ids[3]
+    assert reader.lexical("quaternions", 5) == [
+        (int(ids[3]), pytest.approx(reader.lexical("quaternions", 1)[0][1]))
+    ]
+    assert reader.lexical(f"number{ids[5]}", 5) == []
+    assert reader.lexical(f"number{ids[3]}", 5) == []
+
+    # re-adding the same chunks is idempotent
+    write(index, ids[:5], vecs[:5])
+    assert len(index.reader()) == 39
+
+
+def test_staged_add_then_remove_and_remove_then_add(index):
+    ids = np.arange(10, dtype=np.int64)
+    write(index, ids, unit(10))
+    with index.writer() as w:
+        w.add(np.array([50]), unit(1, 5), ["staged"])
+        assert w.remove([50, 1]) == 2  # a staged add counts as present
+        assert w.remove([1]) == 0
+        w.add(np.array([1]), unit(1, 6), ["back again"])
+    assert sorted(index.reader().ids().tolist()) == list(range(10))
+    assert index.reader().lexical("back again", 3)[0][0] == 1
+
+
+def test_generation_numbers_no_op_writers_and_discarded_writes(index):
+    ids = np.arange(20, dtype=np.int64)
+    assert write(index, ids, unit(20)) == 1
+    assert write(index, ids[:5] + 100, unit(5, 1)) == 2
+    with index.writer() as w:
+        assert w.remove([999]) == 0
+        assert w.commit() == 2  # nothing changed: no new generation
+    with index.writer():
+        pass
+    assert index.generation == 2 and gen_dirs(index.root) == ["gen-000001", "gen-000002"]
+
+    with pytest.raises(RuntimeError, match="boom"), index.writer() as w:
+        w.add(np.array([500]), unit(1), ["lost"])
+        raise RuntimeError("boom")
+    assert index.generation == 2 and 500 not in index.reader().ids()
+
+    manifest = json.loads((index.root / "manifest.json").read_text())
+    assert manifest["generation"] == 2 and manifest["dir"] == "gen-000002" and manifest["previous"] == 1
+    assert (manifest["size"], manifest["dim"], manifest["kind"]) == (25, 384, "flat")
+    assert manifest["created"]
+
+    # removing everything is a generation too, and it reads as empty
+    assert write(index, [], None, remove=index.reader().ids()) == 3
+    assert len(index.reader()) == 0 and index.reader().generation == 3
+    assert index.reader().dense(unit(1)[0], 3) == []
+
+
+def test_a_reader_keeps_its_generation_across_commits(index):
+    ids = np.arange(30, dtype=np.int64)
+    vecs = unit(30)
+    write(index, ids, vecs)
+    old = index.reader()
+    expected_dense = old.dense(vecs[7], 5)
+    expected_lex = old.lexical("gradient descent", 5)
+
+    write(index, [], None, remove=ids[:15])  # generation 2
+    assert old.generation == 1 and len(old) == 30
+    assert old.dense(vecs[7], 5) == expected_dense
+    assert index.reader().generation == 2 and len(index.reader()) == 15
+
+    write(index, [1000], unit(1, 3))  # generation 3: generation 1 leaves the disk
+    assert gen_dirs(index.root) == ["gen-000002", "gen-000003"]
+    assert old.dense(vecs[7], 5) == expected_dense
+    assert old.lexical("gradient descent", 5) == expected_lex
+    assert old.dense(vecs[7], 5, allowed=ids[7:8]) == [(7, pytest.approx(1.0, abs=1e-5))]
+    assert sorted(old.ids().tolist()) == list(range(30))
+
+
+@pytest.mark.parametrize("threshold", [10_000, 10], ids=["flat", "hnsw"])
+def test_allowed_ids_filter_dense_and_lexical(tmp_path, threshold, monkeypatch):
+    index = CollectionIndex(tmp_path / "index", hnsw_threshold=threshold)
+    ids = np.arange(200, dtype=np.int64) * 3 + 1
+    vecs = unit(200)
+    write(index, ids, vecs)
+    reader = index.reader()
+    assert reader.kind == ("flat" if threshold > 200 else "hnsw")
+    allowed = np.array([ids[10], ids[20], ids[30], 2, -5], dtype=np.int64)  # 2, -5: not in the index
+
+    hits = reader.dense(vecs[10], 10, allowed)
+    assert {i for i, _ in hits} == {ids[10], ids[20], ids[30]}
+    assert hits[0] == (ids[10], pytest.approx(1.0, abs=1e-5))
+    exact = sorted(
+        ((int(i), float(vecs[10] @ vecs[j])) for j, i in enumerate(ids) if i in allowed), key=lambda h: -h[1]
+    )
+    assert [i for i, _ in hits] == [i for i, _ in exact]
+
+    if threshold < 200:
+        # a large allowed set goes through the HNSW walk with a FAISS selector
+        monkeypatch.setattr(dense_module, "EXACT_SUBSET_MAX", 0)
+        wide = ids[::2]
+        hits = reader.dense(vecs[10], 20, wide)
+        assert hits[0][0] == ids[10] and {i for i, _ in hits} <= set(wide.tolist())
+
+    # every chunk i has topic WORDS[i % 9]; allow two chunks of "gradient", one of another word
+    grad = [int(i) for i in ids if i % len(WORDS) == 0][:2]
+    other = next(int(i) for i in ids if i % len(WORDS) == 1)
+    lex = reader.lexical("gradient", 10, np.array(grad + [other]))
+    assert sorted(i for i, _ in lex) == sorted(grad)
+    assert reader.lexical("gradient", 10, np.array([other])) == []
+    assert reader.dense(vecs[0], 5, np.array([], dtype=np.int64)) == []
+    assert reader.lexical("gradient", 5, np.array([424242])) == []
+
+
+def test_flat_switches_to_hnsw_at_the_threshold(tmp_path):
+    index = CollectionIndex(tmp_path / "index", hnsw_threshold=100)
+    vecs = unit(300)
+    write(index, np.arange(60), vecs[:60])
+    assert index.manifest()["kind"] == "flat" and index.manifest()["hnsw"] is None
+    write(index, np.arange(60, 120), vecs[60:120])
+    manifest = index.manifest()
+    assert manifest["kind"] == "hnsw" and manifest["hnsw"]["M"] == dense_module.HNSW_M
+    reader = index.reader()
+    assert reader.kind == "hnsw" and len(reader) == 120
+    for i in (0, 77, 119):
+        assert reader.dense(vecs[i], 3)[0] == (i, pytest.approx(1.0, abs=1e-4))
+
+    write(index, np.arange(120, 300), vecs[120:300])  # additions grow the HNSW graph
+    grown = index.reader()
+    assert len(grown) == 300 and grown.dense(vecs[250], 1)[0][0] == 250
+    assert grown.dense(vecs[5], 1)[0][0] == 5
+
+    write(index, [], None, remove=np.arange(250))  # below the threshold again: flat
+    assert index.manifest()["kind"] == "flat"
+    assert index.reader().dense(vecs[260], 1)[0][0] == 260
+    write(index, [1000], unit(1, 1))  # the grown HNSW generation leaves the disk
+    assert not (index.root / "gen-000003").exists()
+    assert grown.dense(vecs[250], 2, allowed=np.arange(240, 260))[0][0] == 250  # still mapped
+    assert grown.lexical("gradient", 3)
+
+
+def test_a_second_writer_waits_then_conflicts(index):
+    write(index, np.arange(5), unit(5))
+    other = CollectionIndex(index.root)
+    with index.writer() as w:
+        w.add(np.array([10]), unit(1, 1), ["first writer"])
+        t0 = time.monotonic()
+        with pytest.raises(Conflict, match="being written by another ingest"), other.writer(timeout=0.3):
+            pass
+        assert time.monotonic() - t0 >= 0.25
+    assert index.generation == 2
+
+    # a waiting writer gets the lock once the first one is done
+    held = index.writer()
+    held.__enter__()
+    threading.Timer(0.3, held.__exit__, (None, None, None)).start()
+    with other.writer(timeout=10) as w:
+        w.add(np.array([11]), unit(1, 2), ["second writer"])
+    assert index.generation == 3 and {10, 11} <= set(index.reader().ids().tolist())
+
+
+def test_a_writer_killed_mid_commit_leaves_the_previous_generation(index, tmp_path):
+    ids = np.arange(50, dtype=np.int64)
+    vecs = unit(50)
+    write(index, ids, vecs)
+    write(index, [50], unit(1, 1))  # generation 2, previous 1
+    before = index.reader().dense(vecs[4], 5)
+    ready = tmp_path / "ready"
+    child = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        import numpy as np
+        from vidrag_kernel.index import CollectionIndex, store
+
+        def hook(stage, path):
+            Path({str(ready)!r}).write_text(str(path))
+            time.sleep(60)
+
+        store.commit_hook = hook
+        with CollectionIndex(Path({str(index.root)!r})).writer() as w:
+            w.remove(range(25))
+            w.add(np.array([777]), np.eye(1, 384, dtype=np.float32), ["never committed"])
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", child], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            assert proc.poll() is None, "writer process died before the commit hook"
+            assert time.monotonic() < deadline, "writer process never reached the commit hook"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    partial = Path(ready.read_text())
+    assert partial.name == "gen-000003" and partial.exists()
+
+    assert index.generation == 2
+    reader = index.reader()
+    assert len(reader) == 51 and 777 not in reader.ids()
+    assert reader.dense(vecs[4], 5) == before
+
+    # the lock died with the process: the next writer gets it, removes the partial generation
+    assert write(index, [900], unit(1, 2), remove=[0]) == 3
+    assert gen_dirs(index.root) == ["gen-000002", "gen-000003"]
+    reader = index.reader()
+    assert len(reader) == 51 and 900 in reader.ids() and 0 not in reader.ids() and 777 not in reader.ids()
+    assert not [p for p in os.listdir(index.root) if ".tmp" in p]
+
+
+def test_a_failing_commit_discards_and_the_next_writer_cleans_up(index, monkeypatch):
+    from vidrag_kernel.index import store
+
+    write(index, np.arange(10), unit(10))
+
+    def fail(stage, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "commit_hook", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write(index, [10], unit(1, 1))
+    assert index.generation == 1 and "gen-000002" in gen_dirs(index.root)
+    monkeypatch.setattr(store, "commit_hook", None)
+    assert write(index, [11], unit(1, 2)) == 2
+    assert sorted(index.reader().ids().tolist()) == [*range(10), 11]
+
+
+def test_bad_input_is_refused(index):
+    with index.writer() as w:
+        with pytest.raises(InvalidInput, match="shape"):
+            w.add(np.array([1]), np.ones((1, 12), dtype=np.float32), ["x"])
+        with pytest.raises(InvalidInput, match="length"):
+            w.add(np.array([1, 2]), unit(1), ["x"])
+    assert index.generation == 0
+    write(index, [1], unit(1))
+    with pytest.raises(InvalidInput, match="dimensions"):
+        index.reader().dense(np.ones(12, dtype=np.float32), 3)
+    with pytest.raises(RuntimeError, match="context manager"):
+        index.writer().add(np.array([1]), unit(1), ["x"])
+
+
+def test_destroy_removes_everything(index):
+    write(index, np.arange(10), unit(10))
+    write(index, np.arange(10, 20), unit(10, 1))
+    old = index.reader()
+    index.destroy()
+    assert not index.root.exists()
+    assert index.generation == 0 and len(index.reader()) == 0
+    assert len(old) == 20  # a reader still open keeps its snapshot
+    index.destroy()  # destroying twice is harmless
+
+    # a new index in the same place starts again at generation 1, with no stale reader
+    write(index, [5], unit(1, 9), ["fresh start"])
+    reader = index.reader()
+    assert reader.generation == 1 and reader.ids().tolist() == [5]

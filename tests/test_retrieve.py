@@ -1,0 +1,120 @@
+"""Hybrid retrieval over real ingested speech: paraphrases, comparable scores, filters,
+near-duplicates, merged neighbours and the trace needed to reproduce a search."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from vidrag_kernel import Workbench
+from vidrag_kernel.settings import Settings
+
+PARAPHRASES = [
+    ("Which green pigment in leaves absorbs sunlight?", "chlorophyll"),
+    ("What gas do plants give off?", "oxygen"),
+    ("When did Parisians attack the old prison?", "paris"),  # ASR may mishear "Bastille"
+    ("How was the French monarch put to death?", "guillotine"),
+    ("How does searching a sorted array by splitting it in two work?", "sorted list"),
+]
+UNRELATED = [
+    "What is the capital of Australia?",
+    "How do I bake sourdough bread at home?",
+    "Who won the football world cup in 2014?",
+    "How many moons does Jupiter have?",
+    "Explain the rules of chess.",
+]
+
+
+def test_paraphrased_questions_find_the_passage(ingested):
+    for question, word in PARAPHRASES:
+        hits = ingested.wb.search(question, "Lectures", k=3)
+        # the passage is first or second: neighbouring passages of one topic score closely
+        assert any(word in h.text.lower() for h in hits[:2]), (question, [h.text for h in hits])
+        assert hits == sorted(hits, key=lambda h: h.rank_score, reverse=True)
+
+
+def test_scores_tell_relevant_from_unrelated(ingested):
+    """The dense cosine score means the same for every question: the calibrated threshold
+    separates questions the lecture answers from questions it does not."""
+    wb = ingested.wb
+    threshold = wb.settings.min_relevance
+    relevant = [wb.search(q, "Lectures", k=1)[0].score for q, _ in PARAPHRASES]
+    unrelated = [wb.search(q, "Lectures", k=1)[0].score for q in UNRELATED]
+    assert min(relevant) >= threshold > max(unrelated), (relevant, unrelated)
+
+
+def test_video_filter_and_retrieval_trace(ingested):
+    wb = ingested.wb
+    scope = wb.retriever.scope("Lectures", videos=[ingested.video_id])
+    result = wb.retriever.retrieve("Who stormed the Bastille?", scope, 4)
+    assert result.hits and {h.video_id for h in result.hits} == {ingested.video_id}
+    trace = result.trace()
+    [(collection_id, generation)] = trace["generations"].items()
+    assert generation >= 1 and wb.collections.get("Lectures").id == collection_id
+    assert [c["chunk_ids"] for c in trace["chunks"]] == [h.chunk_ids for h in result.hits]
+    assert all({"score", "dense", "lexical", "rrf"} <= set(c) for c in trace["chunks"])
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, media_server, media_root):
+    """Its own Workbench: the lecture (captions) in collections A and B, and a copy of the
+    same lecture under another address in A (a near-duplicate video)."""
+    for suffix in ("mp4", "vtt"):
+        shutil.copy(media_root / f"lecture.{suffix}", media_root / f"lecture_copy.{suffix}")
+    page = (media_root / "lecture.html").read_text()
+    (media_root / "lecture_copy.html").write_text(page.replace('"lecture.', '"lecture_copy.'))
+    home = tmp_path_factory.mktemp("retrieve")
+    wb = Workbench(
+        Settings(
+            home=home,
+            fetch_allow_hosts=("127.0.0.1",),
+            user="tester",
+            chunk_tokens=40,
+            chunk_min_tokens=8,
+            chunk_overlap_tokens=0,
+        )
+    )
+    wb.collections.create("A")
+    wb.collections.create("B")
+    [first] = wb.ingest(media_server.url("lecture.html"), "A", captions="only")
+    [copy] = wb.ingest(media_server.url("lecture_copy.html"), "A", captions="only")
+    [linked] = wb.ingest(media_server.url("lecture.html"), "B", captions="only")
+    assert first.status == "done" and copy.status == "done" and linked.status == "exists"
+    wb.videos.set_tags(copy.video_id, ["copy"])
+    yield wb, first.video_id, copy.video_id
+    wb.close()
+
+
+def test_near_duplicates_and_shared_chunks_are_returned_once(library):
+    wb, first, copy = library
+    # the same chunks live in A and B; the copy repeats every sentence under another video
+    hits = wb.search("Who stormed the Bastille?", ["A", "B"], k=6)
+    texts = [re.sub(r"\W+", " ", h.text.lower()).strip() for h in hits]
+    assert len(texts) == len(set(texts)), texts
+    assert len({h.chunk_id for h in hits}) == len(hits)
+    assert "bastille" in texts[0]
+
+
+def test_tag_filter(library):
+    wb, first, copy = library
+    hits = wb.search("binary search", "A", tags=["copy"], k=3)
+    assert hits and {h.video_id for h in hits} == {copy}
+    assert wb.search("binary search", "A", tags=["no-such-tag"], k=3) == []
+
+
+def test_merged_passages_are_whole_sentences(library):
+    wb, first, copy = library
+    plain = wb.search("photosynthesis in plants", "B", k=6)
+    merged = wb.search("photosynthesis in plants", "B", k=6, merge=True)
+    assert merged and len(merged) <= len(plain)
+    for h in merged:
+        assert re.search(r"[.!?]$", h.text.strip()), h.text
+        assert h.link.endswith(f"#t={int(h.start)}")
+    best = merged[0]
+    # neighbours that both match are joined, in time order, without repeating words
+    if len(best.chunk_ids) > 1:
+        parts = [p for p in plain if p.chunk_id in best.chunk_ids]
+        assert best.start == min(p.start for p in parts) and best.end >= max(p.end for p in parts)
+    assert "chlorophyll" in best.text.lower()

@@ -1,0 +1,280 @@
+"""From a question to a stored, grounded answer.
+
+retrieve (hybrid, neighbours merged) -> nothing relevant? say so -> engine (LLM, or
+extractive; extractive again if the LLM fails) -> citation checks -> store the turn in
+its conversation. ``Asker.stream`` yields the answer's text as it is written and then
+the final ``Answer``; ``Asker.ask`` returns only the ``Answer``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+
+from ..citations import resolve
+from ..context import Context
+from ..errors import InvalidInput, ModelError
+from .types import Answer, Generation, zero_usage
+
+NO_ANSWER = (
+    "I could not find anything about this in the selected videos, so I will not guess. "
+    "Try rephrasing the question, or ask it of another collection."
+)
+MAX_QUESTION = 4000
+
+
+class Asker:
+    """Answers questions for one Workbench."""
+
+    def __init__(self, ctx: Context, retriever, conversations) -> None:
+        self._ctx = ctx
+        self._retriever = retriever
+        self._conversations = conversations
+
+    def _embed(self, texts: list[str]):
+        from ..embed import get_embedder
+
+        return get_embedder(self._ctx.settings).embed(texts)
+
+    def ask(self, question: str, **kwargs) -> Answer:
+        """The answer to ``question`` (see ``stream`` for the arguments)."""
+        for item in self.stream(question, streaming=False, **kwargs):
+            if isinstance(item, Answer):
+                return item
+        raise AssertionError("the answer pipeline ended without an answer")  # pragma: no cover
+
+    def stream(
+        self,
+        question: str,
+        collection: str | None = None,
+        videos: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        conversation: str | None = None,
+        *,
+        save: bool = True,
+        streaming: bool = True,
+    ) -> Iterator[str | Answer]:
+        """Yield pieces of the answer's text, then the final ``Answer``.
+
+        The final ``Answer.text`` is authoritative: markers of sources that do not exist
+        are removed from it, and if the LLM fails part-way the pieces already yielded are
+        followed by the extractive fallback.
+        """
+        t0 = time.perf_counter()
+        settings = self._ctx.settings
+        question = " ".join((question or "").split())
+        if not question:
+            raise InvalidInput("The question is empty")
+        if len(question) > MAX_QUESTION:
+            raise InvalidInput(f"Questions are at most {MAX_QUESTION} characters")
+        if isinstance(collection, (list, tuple)):
+            raise InvalidInput("Ask one collection at a time (or select videos)")
+
+        history: list[dict] = []
+        if conversation is not None:
+            info = self._conversations.get(conversation)
+            _same_scope(self._retriever, info, collection, videos)
+            collection, videos = info.collection_id, info.video_ids
+            history = self._conversations.history(conversation, settings.history_turns)
+        scope = self._retriever.scope(collection, videos, tags)
+
+        retrieval = self._retriever.retrieve(question, scope, settings.top_k, merge=True)
+        if history and retrieval.best_score < settings.min_relevance:
+            # a follow-up ("and when was that?") may only make sense with the previous question
+            previous = next((m["content"] for m in reversed(history) if m["role"] == "user"), None)
+            if previous:
+                again = self._retriever.retrieve(f"{previous} {question}", scope, settings.top_k, merge=True)
+                if again.best_score > retrieval.best_score:
+                    retrieval = again
+        sources = [h for h in retrieval.hits if h.score >= settings.min_relevance]
+        t_retrieved = time.perf_counter()
+
+        fallback_reason = None
+        generate_ms = 0.0
+        if not sources:
+            # no engine runs, so nothing can be made up: mode extractive, no model, no tokens
+            generation = Generation(NO_ANSWER, "extractive", None)
+            if streaming:
+                yield NO_ANSWER
+        else:
+            from . import get_answerer
+
+            engine = get_answerer(settings, self._embed)
+            g0 = time.perf_counter()
+            try:
+                generation = yield from self._generate(engine, question, sources, history, streaming)
+            except ModelError as exc:
+                fallback_reason = exc.message
+                from .extractive import ExtractiveAnswerer
+
+                if streaming:
+                    yield "\n\n"
+                reason = exc.message.removeprefix("LLM unavailable: ")
+                generation = yield from self._generate(
+                    ExtractiveAnswerer(self._embed), question, sources, history, streaming, reason=reason
+                )
+            generate_ms = (time.perf_counter() - g0) * 1000
+
+        c0 = time.perf_counter()
+        checked = resolve(
+            generation.text,
+            sources,
+            # extractive answers quote the passages verbatim, so there is nothing to check
+            embed=self._embed if generation.mode == "llm" else None,
+            threshold=settings.support_threshold,
+        )
+        self._pinpoint(checked.citations, checked.text)
+        check_ms = (time.perf_counter() - c0) * 1000
+        trace = retrieval.trace()
+        trace.update(
+            {
+                "model": generation.model,
+                "mode": generation.mode,
+                "k": settings.top_k,
+                "merge": True,
+                "min_relevance": settings.min_relevance,
+                "sources": len(sources),
+                "history_messages": len(history),
+                "removed_citations": checked.removed,
+                "support": checked.support,
+            }
+        )
+        answer = Answer(
+            text=checked.text,
+            citations=checked.citations,
+            mode=generation.mode,
+            model=generation.model,
+            usage=generation.usage or zero_usage(),
+            conversation_id=conversation,
+            flagged=checked.flagged,
+            no_answer=not sources,
+            fallback_reason=fallback_reason,
+            trace=trace,
+        )
+        if save and answer.conversation_id is None:
+            # a video selection (or the videos tags picked) is the narrower scope, so it is kept
+            picked = scope.video_ids or None
+            created = self._conversations.create(collection=None if picked else collection, videos=picked)
+            answer.conversation_id = created.id
+        timings = {
+            "retrieve_ms": round((t_retrieved - t0) * 1000, 2),
+            "generate_ms": round(generate_ms, 2),
+            "check_ms": round(check_ms, 2),
+        }
+        answer.trace["timings"] = timings
+        # the stored latency is what the reader waited for, up to storing the turn itself
+        answer.latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+        if save:
+            answer.message_id = self._conversations.add_turn(answer.conversation_id, question, answer)
+        yield answer
+
+    def _pinpoint(self, citations: list, text: str) -> None:
+        """Move each citation's start (and link) to the transcript segment that best matches
+        the first answer sentence citing it, so the link opens at the supporting moment
+        rather than at the start of a longer passage."""
+        if not citations:
+            return
+        from sqlalchemy import or_, select
+
+        from ..catalog import Segment
+        from ..citations import cited_numbers, split_sentences, strip_markers
+        from ..links import deep_link
+
+        claims: dict[int, set[str]] = {}
+        for sentence in split_sentences(text):
+            for n in cited_numbers(sentence):
+                claims.setdefault(n, _content_words(strip_markers(sentence)))
+        with self._ctx.catalog.session() as s:
+            rows = s.execute(
+                select(Segment.video_id, Segment.start, Segment.end, Segment.text).where(
+                    or_(
+                        *(
+                            (Segment.video_id == c.video_id)
+                            & (Segment.end > c.start)
+                            & (Segment.start < c.end)
+                            for c in citations
+                        )
+                    )
+                )
+            ).all()
+        for c in citations:
+            words = claims.get(c.n)
+            if not words:
+                continue
+            best, best_start = 0.0, None
+            for video_id, start, end, seg_text in rows:
+                if video_id != c.video_id or end <= c.start or start >= c.end:
+                    continue
+                seg = _content_words(seg_text)
+                overlap = 2 * len(words & seg) / (len(words) + len(seg)) if seg else 0.0
+                if overlap > best:
+                    best, best_start = overlap, start
+            if best_start is not None and best >= 0.3 and best_start > c.start:
+                c.start = float(best_start)
+                c.link = deep_link(c.url, c.start)
+
+    @staticmethod
+    def _generate(engine, question, sources, history, streaming, **kw):
+        """Run ``engine``, passing text pieces through when streaming; return the Generation."""
+        if not streaming:
+            return engine.complete(question, sources, history, **kw)
+        generation = None
+        for item in engine.stream(question, sources, history, **kw):
+            if isinstance(item, Generation):
+                generation = item
+            else:
+                yield item
+        if generation is None:  # pragma: no cover - engines always end with one
+            raise ModelError("LLM unavailable: no reply")
+        return generation
+
+
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "their",
+        "them",
+        "they",
+        "this",
+        "to",
+        "was",
+        "were",
+        "which",
+        "with",
+    ]
+)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP}
+
+
+def _same_scope(retriever, info, collection, videos) -> None:
+    """A conversation keeps its scope: a different collection or video set is an error."""
+    if collection is not None:
+        wanted = retriever.scope(collection).collection_ids
+        if info.collection_id is None or wanted != [info.collection_id]:
+            raise InvalidInput("This conversation is about a different collection; start a new conversation")
+    if videos and sorted(videos) != sorted(info.video_ids or []):
+        raise InvalidInput("This conversation is about different videos; start a new conversation")

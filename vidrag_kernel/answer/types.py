@@ -1,0 +1,74 @@
+"""What an answer is made of: citations, the answer itself, and what engines produce."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+def zero_usage() -> dict:
+    return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+@dataclass
+class Citation:
+    """One source an answer cites: ``[n]`` in the text is this passage of this video."""
+
+    n: int
+    video_id: str
+    title: str
+    url: str
+    start: float
+    end: float
+    score: float
+    text: str
+    link: str
+    chunk_id: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """A grounded answer.
+
+    ``text`` cites sources as ``[n]``; every ``n`` in the text has exactly one entry in
+    ``citations`` and every citation is cited in the text. ``mode`` is "llm" or
+    "extractive"; ``fallback_reason`` says why an LLM answer fell back to extractive.
+    ``flagged`` lists answer sentences that none of their cited passages supports;
+    ``no_answer`` is True when nothing relevant was found (and nothing was made up).
+    ``trace`` records how to reproduce the retrieval: query, chunk ids and scores,
+    index generation per collection, model.
+    """
+
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    mode: str = "extractive"
+    model: str | None = None
+    usage: dict = field(default_factory=zero_usage)
+    latency_ms: float = 0.0
+    conversation_id: str | None = None
+    message_id: str | None = None
+    flagged: list[str] = field(default_factory=list)
+    no_answer: bool = False
+    fallback_reason: str | None = None
+    trace: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of ``vidrag ask --json`` (``answer`` is the text)."""
+        d = asdict(self)
+        d["answer"] = d.pop("text")
+        return d
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass
+class Generation:
+    """What an answer engine produced: text with ``[n]`` markers, model and token usage."""
+
+    text: str
+    mode: str
+    model: str | None = None
+    usage: dict = field(default_factory=zero_usage)
