@@ -203,3 +203,22 @@ def test_ingest_killed_mid_way_leaves_no_half_index_and_can_be_retried(settings,
     assert "paris stormed" in wb.search("When was the Bastille stormed?", k=1)[0].text.lower()
     leftovers = [p for p in Path(open_index(wb.ctx, default.id).root).iterdir() if p.name.startswith("tmp")]
     assert leftovers == []
+
+
+def test_retry_of_a_source_that_is_gone_fails_clearly(settings, media_server, media_root):
+    import shutil
+
+    from vidrag_kernel.errors import VidragError
+
+    shutil.copy(media_root / "lecture.m4a", media_root / "gone.m4a")
+    wb = Workbench(settings.with_(max_duration=10))
+    # direct media has no duration until downloaded: the job itself fails, with the reason
+    [result] = wb.ingest(media_server.url("gone.m4a"), captions="never")
+    assert result.status == "failed" and "10" in result.error
+    [job] = wb.jobs.list(state="failed")
+    (media_root / "gone.m4a").unlink()
+    with pytest.raises(VidragError):
+        wb.jobs.retry(job.id)
+    again = wb.jobs.get(job.id)
+    assert again.state == "failed" and again.error_kind == "fetch_failed"
+    assert wb.videos.list() == [] or all(v.status != "ready" for v in wb.videos.list())

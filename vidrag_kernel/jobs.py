@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from .catalog import IngestJob
 from .context import Context
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, NotFound, VidragError
 
 ACTIVE = ("queued", "fetching", "transcribing", "chunking", "embedding", "indexing")
 
@@ -139,7 +139,14 @@ class Jobs:
             collection_id = row.collection_id or self._collections.resolve(s, None).id
         from .progress import silent
 
-        infos = self._ingestor.expand([job.source])
+        try:
+            infos = self._ingestor.expand([job.source])
+        except VidragError as exc:
+            # the source itself is now unusable (gone, refused): the job fails again, clearly
+            with self._ctx.catalog.session() as s:
+                row = s.get(IngestJob, job_id)
+                row.state, row.error, row.error_kind = "failed", str(exc), exc.kind
+            raise
         results = [
             self._ingestor.run_one(info, collection_id, mode, progress or silent, job_id if i == 0 else None)
             for i, info in enumerate(infos)

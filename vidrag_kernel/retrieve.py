@@ -205,13 +205,14 @@ class Retriever:
             generations[collection_id] = int(reader.generation)
             if len(reader) == 0 or (allowed is not None and len(allowed) == 0):
                 continue
-            for vid, score in reader.dense(qvec, depth, allowed):
+            dense_hits, lexical_hits = reader.hybrid(qvec, query, depth, allowed)
+            for vid, score in dense_hits:
                 vid = int(vid)
                 if score > dense.get(vid, -2.0):
                     dense[vid] = float(score)
                 where.setdefault(vid, (collection_id, int(reader.generation)))
             # BM25 scores depend on each index's statistics, so only ranks are merged
-            for rank, (vid, score) in enumerate(reader.lexical(query, depth, allowed)):
+            for rank, (vid, score) in enumerate(lexical_hits):
                 vid = int(vid)
                 if rank < lexical_rank.get(vid, depth + 1):
                     lexical_rank[vid] = rank

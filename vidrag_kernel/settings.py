@@ -89,7 +89,7 @@ class Settings:
     #: VIDRAG_EMBED_BATCH_SIZE: texts per embedding batch.
     embed_batch_size: int = 64
     #: VIDRAG_HNSW_THRESHOLD: vectors above which an index uses HNSW instead of exact search.
-    hnsw_threshold: int = 200_000
+    hnsw_threshold: int = 50_000
 
     # answer
     #: VIDRAG_LLM_MODEL: a litellm model name (e.g. openai/gpt-4o-mini); empty = extractive answers.

@@ -67,7 +67,7 @@ class CollectionIndex:
     count from which a generation is built as HNSW rather than exact flat search.
     """
 
-    def __init__(self, root: Path, *, dim: int = 384, hnsw_threshold: int = 200_000) -> None:
+    def __init__(self, root: Path, *, dim: int = 384, hnsw_threshold: int = 50_000) -> None:
         self.root = Path(root)
         self.dim = dim
         self.hnsw_threshold = hnsw_threshold
