@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.media_server import MediaServer
+from tests.support.settings import make_settings
 from tests.support.speech import LECTURE, Lecture, encode, speak
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -55,16 +56,7 @@ def media_server(media_root):
 @pytest.fixture
 def settings(tmp_path):
     """Settings on a fresh data directory that may fetch from 127.0.0.1 (small chunks)."""
-    from vidrag_kernel.settings import Settings
-
-    return Settings(
-        home=tmp_path / "home",
-        fetch_allow_hosts=("127.0.0.1",),
-        user="tester",
-        chunk_tokens=40,
-        chunk_min_tokens=8,
-        chunk_overlap_tokens=0,
-    )
+    return make_settings(tmp_path / "home")
 
 
 class Ingested:
@@ -84,20 +76,8 @@ def ingested(tmp_path_factory, media_server, lecture) -> Ingested:
     Tests that change data must use their own Workbench; this one is shared read-only.
     """
     from vidrag_kernel import Workbench
-    from vidrag_kernel.settings import Settings
 
-    home = tmp_path_factory.mktemp("ingested")
-    # small chunks, so a one-minute lecture gives several passages to choose between
-    wb = Workbench(
-        Settings(
-            home=home,
-            fetch_allow_hosts=("127.0.0.1",),
-            user="tester",
-            chunk_tokens=40,
-            chunk_min_tokens=8,
-            chunk_overlap_tokens=0,
-        )
-    )
+    wb = Workbench(make_settings(tmp_path_factory.mktemp("ingested")))
     wb.collections.create("Lectures", "the shared test lecture", instructor="Test Instructor")
     url = media_server.url("lecture.m4a")
     results = wb.ingest(url, collection="Lectures", captions="never")

@@ -133,7 +133,7 @@ def test_transcriber_errors_are_clear(tmp_path):
     with pytest.raises(InvalidInput, match="unknown transcriber"):
         get_transcriber(Settings(transcriber="nope"))
     with pytest.raises(ModelError, match="speech model"):
-        get_transcriber(Settings(whisper_model=str(tmp_path / "missing-model"))).transcribe(bad)
+        get_transcriber(Settings(whisper_model=str(tmp_path / "missing-model")))
 
 
 def test_whisperx_engine_names_its_extra_when_missing():
@@ -152,3 +152,39 @@ def test_whisperx_transcribes(lecture):  # pragma: no cover - opt-in: needs the 
     pytest.importorskip("whisperx")
     t = get_transcriber(Settings(transcriber="whisperx")).transcribe(lecture.wav)
     assert "bastille" in " ".join(s.text for s in t.segments).lower()
+
+
+def test_long_audio_is_transcribed_in_windows_cut_at_pauses(lecture, monkeypatch):
+    """Memory stays flat because audio is decoded in windows; cuts fall in pauses, and the
+    times of later windows are offset correctly."""
+    import jiwer
+
+    from vidrag_kernel.transcribe import audio, faster
+
+    parts = list(audio.windows(lecture.wav, window=20, search=8))
+    assert len(parts) >= 3
+    total = sum(len(s) for _, s in parts) / audio.RATE
+    assert total == pytest.approx(lecture.duration, abs=0.7)  # the WAV ends with one pause
+    for offset, _ in parts[1:]:  # every cut lies in a pause between two sentences
+        assert any(
+            a.end - 0.05 <= offset <= b.start + 0.05
+            for a, b in zip(lecture.sentences, lecture.sentences[1:], strict=False)
+        )
+
+    monkeypatch.setattr(faster, "WINDOW", 20.0)
+    t = get_transcriber(Settings()).transcribe(lecture.wav)
+    heard = " ".join(s.text for s in t.segments).lower()
+    assert jiwer.wer(lecture.text.lower(), heard) < 0.35
+    king = next(s for s in lecture.sentences if "guillotine" in s.text)
+    seg = next(s for s in t.segments if "guillotine" in s.text.lower() or "louis" in s.text.lower())
+    assert king.start - 1.5 <= seg.start <= king.end
+
+
+def test_audio_without_sound_track_is_refused(media_root, tmp_path):
+    from vidrag_kernel.transcribe import audio
+
+    with pytest.raises(InvalidInput):
+        list(audio.windows(media_root / "corrupt.m4a"))
+    assert audio.probe_duration(media_root / "lecture.m4a") == pytest.approx(
+        audio.probe_duration(media_root / "lecture.webm"), abs=0.5
+    )

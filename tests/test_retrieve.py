@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
+from tests.support.settings import make_settings
 from vidrag_kernel import Workbench
-from vidrag_kernel.settings import Settings
 
 PARAPHRASES = [
     ("Which green pigment in leaves absorbs sunlight?", "chlorophyll"),
@@ -66,16 +66,7 @@ def library(tmp_path_factory, media_server, media_root):
     page = (media_root / "lecture.html").read_text()
     (media_root / "lecture_copy.html").write_text(page.replace('"lecture.', '"lecture_copy.'))
     home = tmp_path_factory.mktemp("retrieve")
-    wb = Workbench(
-        Settings(
-            home=home,
-            fetch_allow_hosts=("127.0.0.1",),
-            user="tester",
-            chunk_tokens=40,
-            chunk_min_tokens=8,
-            chunk_overlap_tokens=0,
-        )
-    )
+    wb = Workbench(make_settings(home))
     wb.collections.create("A")
     wb.collections.create("B")
     [first] = wb.ingest(media_server.url("lecture.html"), "A", captions="only")

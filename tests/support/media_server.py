@@ -68,12 +68,10 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class MediaServer:
-    """Serve ``root`` on a free 127.0.0.1 port until ``stop()``."""
+class LocalServer:
+    """An HTTP server on a free 127.0.0.1 port, in a daemon thread, until ``stop()``."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        handler = partial(_Handler, directory=str(self.root))
+    def __init__(self, handler) -> None:
         self.httpd = _Server(("127.0.0.1", 0), handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -85,3 +83,11 @@ class MediaServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class MediaServer(LocalServer):
+    """Serve ``root`` (with Range requests) on a free 127.0.0.1 port until ``stop()``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        super().__init__(partial(_Handler, directory=str(self.root)))

@@ -5,11 +5,12 @@ Used to check that redirects yt-dlp follows on its own are vetted by the SSRF gu
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.media_server import LocalServer
 
 
-class RedirectServer:
+class RedirectServer(LocalServer):
     """Redirect (302) every request to ``target`` until ``stop()``."""
 
     def __init__(self, target: str) -> None:
@@ -30,15 +31,4 @@ class RedirectServer:
 
             do_HEAD = do_GET  # noqa: N815
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, name: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)

@@ -13,6 +13,7 @@ from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
+WINDOW = 600.0  # seconds of audio decoded and transcribed at a time
 _models: dict[tuple, object] = {}
 _lock = threading.Lock()
 
@@ -66,19 +67,17 @@ class FasterWhisperTranscriber:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.model = load_model(settings)  # once per process; a missing model fails here
 
     def transcribe(self, audio: str | Path, report: Reporter | None = None) -> Transcript:
-        from faster_whisper import BatchedInferencePipeline, decode_audio
+        """Transcribe ``audio`` window by window (``WINDOW`` seconds, cut at pauses), so
+        memory stays flat however long the lecture is."""
+        from faster_whisper import BatchedInferencePipeline
 
-        st = self.settings
-        model = load_model(st)
-        try:
-            samples = decode_audio(str(audio), sampling_rate=16000)
-        except Exception as exc:
-            raise InvalidInput(f"cannot decode the audio of {Path(audio).name}: {exc}") from exc
-        duration = len(samples) / 16000
-        if duration == 0:
-            raise InvalidInput(f"{Path(audio).name} has no audio")
+        from .audio import probe_duration, windows
+
+        st, model = self.settings, self.model
+        expected = probe_duration(audio)
         options = dict(
             language=st.whisper_language or None,
             beam_size=st.whisper_beam_size,
@@ -87,27 +86,33 @@ class FasterWhisperTranscriber:
             word_timestamps=True,
             vad_filter=st.whisper_vad,
         )
-        try:
-            if st.whisper_batch_size > 1:
-                pipeline = BatchedInferencePipeline(model=model)
-                pieces, info = pipeline.transcribe(samples, batch_size=st.whisper_batch_size, **options)
-            else:
-                pieces, info = model.transcribe(samples, **options)
-            segments: list[Segment] = []
-            for piece in pieces:  # a generator: decoding happens as we iterate
-                segments.extend(sentence_segments(piece, keep_words=st.word_timestamps))
-                if report is not None:
-                    report(
-                        min(1.0, piece.end / duration),
-                        f"{format_clock(piece.end)} of {format_clock(duration)}",
-                    )
-        except Exception as exc:
-            raise ModelError(f"speech recognition failed on {Path(audio).name}: {exc}") from exc
-        finally:
+        pipeline = BatchedInferencePipeline(model=model) if st.whisper_batch_size > 1 else None
+        segments: list[Segment] = []
+        language, done = None, 0.0
+        for offset, samples in windows(audio, WINDOW):
+            length = len(samples) / 16000
+            try:
+                if pipeline is not None:
+                    pieces, info = pipeline.transcribe(samples, batch_size=st.whisper_batch_size, **options)
+                else:
+                    pieces, info = model.transcribe(samples, **options)
+                for piece in pieces:  # a generator: decoding happens as we iterate
+                    segments.extend(sentence_segments(piece, st.word_timestamps, offset))
+                    if report is not None and expected:
+                        at = offset + piece.end
+                        report(min(0.99, at / expected), f"{format_clock(at)} of {format_clock(expected)}")
+            except Exception as exc:
+                raise ModelError(f"speech recognition failed on {Path(audio).name}: {exc}") from exc
+            language = language or info.language
+            done = offset + length
+            if report is not None and not expected:
+                report(0.5, f"{format_clock(done)} transcribed")
             del samples
+        if done == 0:
+            raise InvalidInput(f"{Path(audio).name} has no audio")
         if report is not None:
             report(1.0, "transcribed")
-        return Transcript(segments, info.language, round(duration, 3), "asr", self.engine)
+        return Transcript(segments, language, round(done, 3), "asr", self.engine)
 
 
 _SENTENCE_END = (".", "?", "!", "…")
@@ -118,20 +123,22 @@ PAUSE = 0.15
 LONGEST = 20.0  # seconds: a run without punctuation or pauses is cut here
 
 
-def sentence_segments(piece, keep_words: bool) -> list[Segment]:
+def sentence_segments(piece, keep_words: bool, offset: float = 0.0) -> list[Segment]:
     """Cut one recognised segment into sentences, each timed by its own words.
 
     A sentence ends at end punctuation; in a window the model left unpunctuated, at a
     pause of ``PAUSE`` seconds after at least three words; and always after ``LONGEST``
     seconds.
     """
-    words = [
-        Word(w.word.strip(), round(w.start, 3), round(w.end, 3), w.probability) for w in piece.words or []
-    ]
+
+    def at(t: float) -> float:
+        return round(float(offset + t), 3)
+
+    words = [Word(w.word.strip(), at(w.start), at(w.end), w.probability) for w in piece.words or []]
     words = [w for w in words if w.text]
     if not words:
         text = piece.text.strip()
-        return [Segment(round(piece.start, 3), round(piece.end, 3), text)] if text else []
+        return [Segment(at(piece.start), at(piece.end), text)] if text else []
 
     def closes(w: Word) -> bool:
         return w.text.rstrip("\"')]").endswith(_SENTENCE_END)
