@@ -26,6 +26,15 @@ def test_migrations_create_every_table(ctx):
     assert {"conversations", "messages", "citations", "alembic_version"} <= tables
     # a second open is a no-op upgrade
     Catalog(ctx.catalog.url).close()
+    # the migrations build exactly the schema the models describe
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from vidrag_kernel.catalog.models import Base
+
+    with ctx.catalog.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    assert "media_url" in {c["name"] for c in inspect(ctx.catalog.engine).get_columns("videos")}
 
 
 def test_collections_crud_and_default(ctx):

@@ -155,6 +155,7 @@ def test_html5_page_title_captions_and_audio(settings, media_server, lecture, tm
     assert info.source_key.startswith("url:")
     assert info.has_manual_captions
     assert info.captions["en"][0]["url"] == media_server.url("lecture.vtt")
+    assert info.media_url == media_server.url("lecture.mp4")  # what a browser player can play
     path = download_audio(info, tmp_path / "v", settings)
     assert path.suffix == ".mp4"
     assert probe_duration(path) == pytest.approx(lecture.duration, abs=0.5)

@@ -222,3 +222,15 @@ def test_retry_of_a_source_that_is_gone_fails_clearly(settings, media_server, me
     again = wb.jobs.get(job.id)
     assert again.state == "failed" and again.error_kind == "fetch_failed"
     assert wb.videos.list() == [] or all(v.status != "ready" for v in wb.videos.list())
+
+
+def test_playable_media_of_pages_and_local_files(settings, media_server, media_root):
+    wb = Workbench(settings)
+    [page] = wb.ingest(media_server.url("lecture.html"), captions="only")
+    video = wb.videos.get(page.video_id)
+    assert video.media_url == media_server.url("lecture.mp4") and wb.videos.media_path(video.id) is None
+    [local] = wb.ingest(str(media_root / "lecture.webm"), captions="never")
+    assert wb.videos.media_path(local.video_id) == (media_root / "lecture.webm").resolve()
+    [remote] = wb.ingest(media_server.url("lecture.m4a"), captions="never")
+    stored = wb.videos.media_path(remote.video_id)
+    assert stored is not None and stored.parent == wb.ctx.layout.media_dir(remote.video_id)

@@ -348,6 +348,7 @@ class Ingestor:
                 s.add(row)
             row.url = info.url
             row.webpage_url = info.webpage_url
+            row.media_url = info.media_url
             row.title = info.title or row.title or "Untitled"
             row.uploader = info.uploader
             row.duration = info.duration if info.duration is not None else row.duration

@@ -35,6 +35,9 @@ class MediaInfo:
     extractor: str = "generic"
     filesize: int | None = None
     local_path: str | None = None  # set for local files
+    # a direct http(s) URL of the media a browser can play (pages with <video>, file hosts);
+    # None for YouTube (played through its embed) and for streaming-only formats
+    media_url: str | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -25,6 +26,7 @@ class VideoInfo:
     url: str
     source_key: str
     webpage_url: str | None = None
+    media_url: str | None = None  # direct media a browser can play, when known
     uploader: str | None = None
     duration: float | None = None
     upload_date: str | None = None
@@ -58,6 +60,7 @@ def video_info(row: Video) -> VideoInfo:
         url=row.url,
         source_key=row.source_key,
         webpage_url=row.webpage_url,
+        media_url=row.media_url,
         uploader=row.uploader,
         duration=row.duration,
         upload_date=row.upload_date,
@@ -213,6 +216,18 @@ class Videos:
                     select(SegmentRow).where(SegmentRow.video_id == video_id).order_by(SegmentRow.start)
                 )
             )
+
+    def media_path(self, video_id: str) -> Path | None:
+        """The local file this video can be played from: the original of a local file, or
+        the audio ingest downloaded. None when nothing is stored locally."""
+        with self._ctx.catalog.session() as s:
+            row = self._owned(s, video_id)
+            original = Path(row.url) if row.source_key.startswith("file:") else None
+        if original is not None and original.is_file():
+            return original
+        folder = self._ctx.layout.media_dir(video_id)
+        files = sorted(folder.glob("audio.*")) if folder.is_dir() else []
+        return next((f for f in files if f.is_file() and not f.name.endswith(".part")), None)
 
     def transcript(self, video_id: str, fmt: str = "txt") -> str:
         """The transcript as txt, json, srt or vtt."""

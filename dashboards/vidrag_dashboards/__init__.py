@@ -1,0 +1,40 @@
+"""vidrag's Panel dashboards: the collection manager, the chat with a player, the workbench.
+
+In a notebook::
+
+    import vidrag_dashboards
+    vidrag_dashboards.manager()      # or .chat(), or .workbench()
+
+Served: ``panel serve dashboards/apps/*.py --plugins vidrag_dashboards.media`` (the plugin
+serves local media files to the player). In Voila: ``dashboards/workbench.ipynb``.
+
+Modules: ``app`` (tabs, template, these three functions), ``collection_manager``,
+``chat_panel``, ``player`` and ``media`` (playing videos from a second), ``transcript``,
+``state`` and ``background`` (per-session state, work off the UI thread), ``uploads``.
+(No module is named ``chat`` or ``manager``: importing it would shadow the function.)
+"""
+
+from __future__ import annotations
+
+__all__ = ["chat", "manager", "workbench"]
+
+
+def manager(wb=None):
+    """The collection manager on ``wb`` (default: the Workbench of the ``VIDRAG_*`` environment)."""
+    from .app import manager
+
+    return manager(wb)
+
+
+def chat(wb=None):
+    """The chat with its player on ``wb`` (default: the Workbench of the ``VIDRAG_*`` environment)."""
+    from .app import chat
+
+    return chat(wb)
+
+
+def workbench(wb=None, *, links: dict | None = None):
+    """Chat and Collections tabs on ``wb``; ``links`` (name → URL) show above the tabs."""
+    from .app import workbench
+
+    return workbench(wb, links=links)

@@ -76,6 +76,7 @@ class Video(Base):
     source_key: Mapped[str] = mapped_column(String(512), unique=True)
     url: Mapped[str] = mapped_column(Text)
     webpage_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    media_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     title: Mapped[str] = mapped_column(Text, default="")
     uploader: Mapped[str | None] = mapped_column(String(255), nullable=True)
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import FetchFailed, Forbidden, InvalidInput, TooLarge, VidragError
 from ..records import Chapter, MediaInfo
@@ -210,6 +211,22 @@ def source_key(info: dict, fallback_url: str) -> str:
     return f"{extractor}:{video_id}"
 
 
+def playable_url(info: dict) -> str | None:
+    """A direct http(s) media URL a browser can play, when the site exposes one."""
+    extractor = str(info.get("extractor_key") or info.get("extractor") or "").lower()
+    if extractor.startswith("youtube"):
+        return None  # played through YouTube's embed; its media URLs expire
+    for fmt in [info, *reversed(info.get("formats") or [])]:  # yt-dlp lists best last
+        url = fmt.get("url")
+        if (
+            url
+            and urlsplit(url).scheme in ("http", "https")
+            and fmt.get("protocol", "https") in ("http", "https")
+        ):
+            return url
+    return None
+
+
 def to_media_info(info: dict, requested_url: str, ydl: Any) -> MediaInfo:
     """Map a processed yt-dlp info dict onto a MediaInfo."""
     webpage_url = info.get("webpage_url") or requested_url
@@ -237,6 +254,7 @@ def to_media_info(info: dict, requested_url: str, ydl: Any) -> MediaInfo:
         captions=_captions(info),
         extractor=str(info.get("extractor_key") or info.get("extractor") or "generic").lower(),
         filesize=info.get("filesize") or info.get("filesize_approx"),
+        media_url=playable_url(info),
         raw=raw,
     )
 

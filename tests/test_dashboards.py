@@ -1,0 +1,426 @@
+"""The Panel dashboards: built in-process, run as the Voila notebook, and driven in a real browser.
+
+The browser tests serve ``dashboards/apps/*.py`` with ``panel serve`` (and the media route
+plugin) on a free 127.0.0.1 port against a fresh VIDRAG_HOME, and drive headless Debian
+chromium with Playwright through a whole session: create a collection, ingest the lecture
+from the media server (watching progress), ask, play a citation, play a transcript line,
+delete the video. Screenshots of every step go to ``test-artifacts/dashboards/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DASHBOARDS = REPO / "dashboards"
+ARTIFACTS = REPO / "test-artifacts" / "dashboards"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SMALL_CHUNKS = {
+    "VIDRAG_CHUNK_TOKENS": "40",
+    "VIDRAG_CHUNK_MIN_TOKENS": "8",
+    "VIDRAG_CHUNK_OVERLAP_TOKENS": "0",
+}
+
+
+# -- in-process: every app builds ------------------------------------------------------------
+def test_each_app_builds_against_a_workbench(settings):
+    import panel as pn
+    import vidrag_dashboards
+    from vidrag_dashboards.app import WorkbenchApp
+
+    from vidrag_kernel import Workbench
+
+    with Workbench(settings) as wb:
+        wb.collections.create("Course", instructor="Ada", tags=["week1"])
+        app = vidrag_dashboards.workbench(wb, links={"Open JupyterLab": "/user/x/lab"})
+        assert isinstance(app, WorkbenchApp)
+        assert app.tabs._names == ["Chat", "Collections"]
+        assert 'href="/user/x/lab"' in app.links.object
+        app.add_tab("Sharing", pn.pane.Markdown("later"))
+        assert len(app.tabs) == 3
+        assert isinstance(app.template(), pn.template.BaseTemplate)
+        # the manager lists the collection with its metadata; the chat offers it as a scope
+        table = app.manager.collections_table.value
+        assert set(table["name"]) == {"Course", "Uncategorized"}
+        assert table.set_index("name").loc["Course", "instructor"] == "Ada"
+        assert any("Course" in label for label in app.chat.scope.options)
+        assert "No videos yet" in app.chat.banner.object
+        for component in (vidrag_dashboards.manager(wb), vidrag_dashboards.chat(wb)):
+            component.__panel__().get_root()  # renders to a Bokeh model without a server
+
+
+def test_servable_scripts_build(tmp_path, monkeypatch):
+    import runpy
+
+    from vidrag_dashboards import state
+
+    monkeypatch.setenv("VIDRAG_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(state, "_shared", {})
+    for script in sorted((DASHBOARDS / "apps").glob("*.py")):
+        runpy.run_path(str(script), run_name="__main__")
+    assert state._shared["wb"].settings.home == tmp_path / "home"
+    state._shared["wb"].close()
+
+
+def test_manager_actions_update_the_catalog(settings):
+    """The manager's buttons do what they say (drained synchronously, no browser)."""
+    from vidrag_dashboards.app import AppState
+    from vidrag_dashboards.collection_manager import CollectionManager
+
+    from vidrag_kernel import Workbench
+
+    with Workbench(settings) as wb:
+        manager = CollectionManager(AppState(wb))
+        manager.f_name.value = "Physics"
+        manager.f_semester.value = "Fall 2026"
+        manager._create()
+        assert wb.collections.get("Physics").semester == "Fall 2026"
+        manager.f_name.value = "Physics 101"
+        manager._save()
+        assert wb.collections.get("Physics 101")
+        manager.f_name.value = "Physics 101"
+        manager._guard(manager._create)  # a duplicate name is a message, not a traceback
+        assert manager.status.alert_type == "danger" and "already exists" in manager.status.object
+        manager._ask_delete_collection()
+        assert manager.confirm_row.visible
+        manager._confirmed()
+        assert [c.name for c in wb.collections.list()] == ["Uncategorized"]
+
+
+def test_media_sources(settings, media_server, media_root):
+    """Where each kind of video plays from, on a real catalog."""
+    from vidrag_dashboards import media
+
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.videos import VideoInfo
+
+    wb = Workbench(settings)
+    # YouTube is unreachable here: a record as ingest stores one is enough to choose the embed
+    yt = VideoInfo(id="a", title="t", url="https://www.youtube.com/watch?v=abc", source_key="youtube:abc")
+    assert media.playable(wb, yt) == media.Playable(
+        "youtube", "https://www.youtube-nocookie.com/embed/abc", yt.page_url
+    )
+    # a page with <video>, ingested from its captions: its media plays directly
+    [page] = wb.ingest(media_server.url("lecture.html"), captions="only")
+    assert media.playable(wb, wb.videos.get(page.video_id)).src == media_server.url("lecture.mp4")
+    # a local file, with no media route registered (Voila, notebooks): inlined
+    [local] = wb.ingest(str(media_root / "lecture.webm"), captions="never")
+    played = media.playable(wb, wb.videos.get(local.video_id))
+    assert played.kind == "video" and played.src.startswith("data:video/webm;base64,")
+
+
+# -- Voila notebook ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_voila_notebook_executes(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(DASHBOARDS / "workbench.ipynb", as_version=4)
+    env = {
+        "VIDRAG_HOME": str(tmp_path / "home"),
+        "VIDRAG_USER": "student",
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/student/",
+        "HF_HUB_OFFLINE": "1",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    # the app displays as an ipywidget (jupyter_bokeh), which Voila renders
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert (tmp_path / "home" / "catalog.sqlite").exists()
+    assert "jupyterlab_url()" in nb.cells[2].source
+
+
+# -- the real browser ------------------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PanelServer:
+    """``panel serve dashboards/apps/*.py`` on a free port, in its own process group."""
+
+    def __init__(self, home: Path, log: Path) -> None:
+        self.port = _free_port()
+        self.home = home
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDRAG_", "JUPYTERHUB_"))}
+        env.update(
+            VIDRAG_HOME=str(home),
+            VIDRAG_USER="tester",
+            VIDRAG_FETCH_ALLOW_HOSTS="127.0.0.1",
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            TOKENIZERS_PARALLELISM="false",
+            **SMALL_CHUNKS,
+        )
+        self.log = log
+        apps = [str(p) for p in sorted((DASHBOARDS / "apps").glob("*.py"))]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "panel", "serve", *apps, "--plugins", "vidrag_dashboards.media",
+             "--address", "127.0.0.1", "--port", str(self.port),
+             "--allow-websocket-origin", f"127.0.0.1:{self.port}", "--liveness"],
+            cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(self.url("liveness"), timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(log.read_text())
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def panel_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("panel-serve")
+    server = PanelServer(root / "home", root / "panel.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Shots:
+    """Numbered screenshots of a browser session."""
+
+    def __init__(self, page, name: str) -> None:
+        self.page, self.dir, self.n = page, ARTIFACTS / name, 0
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for old in self.dir.glob("*.png"):
+            old.unlink()
+
+    def __call__(self, step: str) -> None:
+        self.n += 1
+        self.page.screenshot(path=str(self.dir / f"{self.n:02d}-{step}.png"), full_page=True)
+
+
+def _text(locator) -> str:
+    """The text of a Panel component, whose content lives in a shadow root."""
+    return locator.evaluate(
+        "el => Array.from((el.shadowRoot || el).children)"
+        ".filter(e => !['STYLE', 'LINK'].includes(e.tagName)).map(e => e.textContent).join(' ')"
+    )
+
+
+def _clock(text: str) -> float:
+    m, s = text.split(":")[-2:]
+    return int(m) * 60 + int(s)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_workbench_session_in_a_browser(panel_server, browser, media_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    shot = Shots(page, "workbench")
+    print(f"screenshots: {shot.dir}")
+    page.set_default_timeout(30_000)
+    page.goto(panel_server.url("workbench"))
+    page.get_by_text("No videos yet").wait_for()
+    shot("empty")
+
+    # 1. create a collection
+    page.locator(".bk-tab", has_text="Collections").click()
+    page.get_by_label("Name", exact=True).fill("Algorithms")
+    page.get_by_label("Instructor").fill("Ada Lovelace")
+    page.get_by_label("Tags (comma separated)").fill("cs, week1")
+    page.get_by_role("button", name="Create collection").click()
+    page.get_by_text("Created collection “Algorithms”").wait_for()
+    page.locator(".vidrag-collections").get_by_text("Ada Lovelace").wait_for()
+    shot("collection-created")
+
+    # 2. plan, then ingest the lecture with live progress until done
+    page.get_by_label("Video, playlist or channel URL").fill(media_server.url("lecture.mp4"))
+    page.get_by_role("button", name="Check").click()
+    page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for()
+    assert "asr" in _text(page.locator(".vidrag-plan"))
+    shot("plan")
+    page.get_by_role("button", name="Ingest 1 video(s)").click()
+    page.locator(".vidrag-progress").first.wait_for()
+    seen = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        stages = page.locator(".vidrag-progress").evaluate_all("els => els.map(e => e.dataset.stage)")
+        seen.update(stages)
+        if "done" in stages or "failed" in stages:
+            break
+        if seen - {"queued"} and "progress" not in seen:
+            seen.add("progress")
+            shot("ingest-progress")
+        time.sleep(0.2)
+    shot("ingest-done")
+    assert "done" in seen, _text(page.locator(".vidrag-progress-list"))
+    assert seen & {"fetching", "transcribing", "embedding"}, seen  # progress was live, not only the end
+    page.get_by_text("Ingest finished: 1 video(s) ready").wait_for()
+    page.locator(".vidrag-videos").get_by_text("lecture", exact=True).wait_for()
+
+    # 2b. a file that is not media fails with its message, is listed, and can be retried
+    url_box = page.get_by_label("Video, playlist or channel URL")
+    url_box.fill(media_server.url("corrupt.m4a"))
+    page.get_by_role("button", name="Check").click()
+    page.locator(".vidrag-plan").get_by_text("corrupt").wait_for()
+    page.get_by_role("button", name="Ingest 1 video(s)").click()
+    page.locator(".vidrag-progress[data-stage=failed]").wait_for(timeout=60_000)
+    page.get_by_text("1 failed (could not decode audio").wait_for()
+    failed = page.locator(".vidrag-failed-jobs .tabulator-row", has_text="could not decode audio")
+    failed.wait_for()
+    shot("ingest-failed")
+    failed.click()
+    page.get_by_role("button", name="Retry").click()
+    page.get_by_text("Retry failed again: could not decode audio").wait_for(timeout=60_000)
+    page.locator(".bk-tab", has_text="Chat").click()
+    page.get_by_text("1 ingest(s) failed (see").wait_for()
+    shot("chat-says-an-ingest-failed")
+
+    # 3. ask in the chat (Enter submits); the answer streams in with citations
+    page.locator(".bk-tab", has_text="Chat").click()
+    question = page.get_by_placeholder("Ask a question and press Enter")
+    question.fill("How does binary search find an item?")
+    question.press("Enter")
+    chip = page.locator(".vidrag-citation button").first
+    chip.wait_for(timeout=60_000)
+    answer = _text(page.locator(".vidrag-answer").last)
+    assert "[1]" in answer and ("sorted list" in answer or "logarithmic" in answer), answer
+    shot("answer")
+
+    # 4. a citation plays the video from its second
+    label = chip.inner_text()
+    start = _clock(re.search(r"(\d+:\d\d)–", label).group(1))
+    chip.click()
+    player = page.locator(".vidrag-player-chat video")
+    player.wait_for()
+    page.wait_for_function(
+        "el => el.readyState >= 1 && el.currentTime > 0", arg=player.element_handle(), timeout=20_000
+    )
+    now = player.evaluate("v => v.currentTime")
+    assert start - 1 <= now <= start + 4, (label, now)
+    assert player.evaluate("v => v.src") == media_server.url("lecture.mp4")
+    shot("citation-playing")
+
+    # 5. a transcript line plays the video from that line
+    page.locator(".bk-tab", has_text="Collections").click()
+    videos = page.locator(".vidrag-videos")
+    videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
+    page.get_by_role("button", name="Transcript").click()
+    line = page.locator(".vidrag-transcript .tabulator-row", has_text="French Revolution").first
+    line.wait_for()
+    line_start = _clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
+    line.click()
+    tplayer = page.locator(".vidrag-player-transcript video")
+    tplayer.wait_for()
+    page.wait_for_function("el => el.readyState >= 1 && el.currentTime > 0", arg=tplayer.element_handle())
+    now = tplayer.evaluate("v => v.currentTime")
+    assert line_start - 1 <= now <= line_start + 4, (line_start, now)
+    shot("transcript-playing")
+
+    # 6. delete the video (confirmed) and it is gone from answers
+    videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
+    page.get_by_role("button", name="Delete selected").click()
+    page.locator(".vidrag-confirm").get_by_text("Delete 1 video(s)").wait_for()
+    shot("confirm-delete")
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("Deleted 1 video(s).").wait_for()
+    assert videos.locator(".tabulator-row").count() == 0
+    page.locator(".bk-tab", has_text="Chat").click()
+    page.get_by_role("button", name="New conversation").click()
+    question.fill("How does binary search find an item?")
+    question.press("Enter")
+    page.locator(".vidrag-no-answer").last.wait_for(timeout=60_000)
+    assert page.locator(".vidrag-citation").count() == 0
+    shot("gone-from-answers")
+    assert not errors, errors
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_each_app_renders_at_phone_width(panel_server, browser):
+    for app in ("workbench", "manager", "chat"):
+        page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        page.goto(panel_server.url(app))
+        marker = "Create collection" if app == "manager" else "New conversation"
+        page.get_by_text(marker).first.wait_for(timeout=30_000)
+        shot = Shots(page, f"phone-{app}")
+        shot("loaded")
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= 400, f"{app} is {overflow}px wide at phone width"
+        assert not errors, errors
+        page.close()
+
+
+def test_answer_states_are_spelled_out():
+    """No relevant passage, and an LLM that fell back to extractive, each get their own note."""
+    from vidrag_dashboards.chat_panel import Turn
+
+    from vidrag_kernel.answer.types import Citation
+
+    played = []
+    turn = Turn("why?", played.append)
+    turn.stream("Partial")
+    assert turn.answer.object.startswith("Partial")
+    cite = Citation(
+        n=1, video_id="v", title="Lecture", url="u", start=61.0, end=75.5, score=0.9, text="t", link="l"
+    )
+    turn.finish("Because [1].", [cite], fallback_reason="timeout after 60 s")
+    assert [c.name for c in turn.chips] == ["[1] Lecture · 1:01–1:16"]
+    turn.chips[0].clicks += 1
+    assert played == [cite]
+    assert "timeout after 60 s" in turn.notes[0].object and "quotes the passages" in turn.notes[0].object
+    turn.finish("Nothing.", [], no_answer=True)
+    assert "No relevant passage" in turn.notes[0].object and len(turn.chips) == 0
