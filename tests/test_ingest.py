@@ -234,3 +234,16 @@ def test_playable_media_of_pages_and_local_files(settings, media_server, media_r
     [remote] = wb.ingest(media_server.url("lecture.m4a"), captions="never")
     stored = wb.videos.media_path(remote.video_id)
     assert stored is not None and stored.parent == wb.ctx.layout.media_dir(remote.video_id)
+
+
+def test_silent_video_fails_clearly_and_leaves_nothing(settings, tmp_path):
+    import subprocess
+
+    silent = tmp_path / "silent.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(silent), "trim", "0", "4"], check=True)
+    wb = Workbench(settings)
+    [result] = wb.ingest(str(silent), captions="never")
+    assert result.status == "failed" and "No speech" in result.error
+    assert [j.error_kind for j in wb.jobs.list()] == ["invalid_input"]
+    assert all(v.status != "ready" for v in wb.videos.list())
+    assert wb.search("anything at all", k=3) == []

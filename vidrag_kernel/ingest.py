@@ -283,6 +283,9 @@ class Ingestor:
                 min_tokens=st.chunk_min_tokens,
                 overlap_tokens=st.chunk_overlap_tokens,
             )
+            if not chunks:
+                where = "its captions" if transcript.source == "captions" else "its audio"
+                raise InvalidInput(f"No speech was found in {where}: {info.title!r} has nothing to search")
             old_ids = self._store_transcript(video_id, info, transcript, chunks)
             timings["chunk"] = round(time.perf_counter() - t0, 3)
 
