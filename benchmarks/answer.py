@@ -65,9 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeat", type=int, default=40, help="answers per measure")
     args = parser.parse_args(argv or [])
 
-    from vidrag_kernel.embed import get_embedder
-
     from vidrag_kernel import Workbench
+    from vidrag_kernel.embed import get_embedder
     from vidrag_kernel.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
