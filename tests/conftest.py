@@ -103,3 +103,16 @@ def catalog_url(request, tmp_path):
         return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
     server = request.getfixturevalue("postgres")
     return server.create_database(f"t{abs(hash(request.node.nodeid)) % 10**9}")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium, driven by Playwright (see tests/support/browser.py)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -5,6 +5,7 @@ unanswerable questions, conversation history, and the CLI."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -84,6 +85,11 @@ def _check_grounded(answer: Answer, lecture_sentence) -> None:
     assert top.start <= lecture_sentence.start + 1.5 and top.end >= lecture_sentence.end - 1.5
 
 
+def _overlap(a: str, b: str) -> float:
+    wa, wb = (set(re.findall(r"[a-z]+", t.lower())) for t in (a, b))
+    return len(wa & wb) / len(wa | wb)
+
+
 def _sentence(lecture, word: str):
     return next(s for s in lecture.sentences if word in s.text.lower())
 
@@ -98,6 +104,13 @@ def test_extractive_answer_by_default(ingested):
     # quoted lines are transcript sentences
     quotes = [line for line in answer.text.splitlines() if line.startswith("- ")]
     assert 1 <= len(quotes) <= 3
+    # each quote is its own citation, spanning the moment that sentence was said
+    assert [c.n for c in answer.citations] == list(range(1, len(quotes) + 1))
+    for quote, c in zip(quotes, answer.citations, strict=True):
+        assert quote.endswith(f"[{c.n}]")
+        said = max(ingested.lecture.sentences, key=lambda s: _overlap(s.text, quote))
+        assert c.start <= said.start + 1.5 and c.end >= said.end - 1.5, (quote, said, c.start, c.end)
+        assert c.end - c.start <= said.end - said.start + 4, (quote, c.start, c.end)
     trace = answer.trace
     assert trace["query"] == "Which green pigment do leaves use to catch sunlight?"
     assert list(trace["generations"].values())[0] >= 1 and trace["chunks"][0]["chunk_ids"]

@@ -20,17 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.browser import Shots, clock, panel_text
+
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "dashboards"
-ARTIFACTS = REPO / "test-artifacts" / "dashboards"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SMALL_CHUNKS = {
     "VIDRAG_CHUNK_TOKENS": "40",
     "VIDRAG_CHUNK_MIN_TOKENS": "8",
@@ -224,43 +217,6 @@ def panel_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-class Shots:
-    """Numbered screenshots of a browser session."""
-
-    def __init__(self, page, name: str) -> None:
-        self.page, self.dir, self.n = page, ARTIFACTS / name, 0
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for old in self.dir.glob("*.png"):
-            old.unlink()
-
-    def __call__(self, step: str) -> None:
-        self.n += 1
-        self.page.screenshot(path=str(self.dir / f"{self.n:02d}-{step}.png"), full_page=True)
-
-
-def _text(locator) -> str:
-    """The text of a Panel component, whose content lives in a shadow root."""
-    return locator.evaluate(
-        "el => Array.from((el.shadowRoot || el).children)"
-        ".filter(e => !['STYLE', 'LINK'].includes(e.tagName)).map(e => e.textContent).join(' ')"
-    )
-
-
-def _clock(text: str) -> float:
-    m, s = text.split(":")[-2:]
-    return int(m) * 60 + int(s)
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_workbench_session_in_a_browser(panel_server, browser, media_server):
@@ -288,7 +244,7 @@ def test_workbench_session_in_a_browser(panel_server, browser, media_server):
     page.get_by_label("Video, playlist or channel URL").fill(media_server.url("lecture.mp4"))
     page.get_by_role("button", name="Check").click()
     page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for()
-    assert "asr" in _text(page.locator(".vidrag-plan"))
+    assert "asr" in panel_text(page.locator(".vidrag-plan"))
     shot("plan")
     page.get_by_role("button", name="Ingest 1 video(s)").click()
     page.locator(".vidrag-progress").first.wait_for()
@@ -304,7 +260,7 @@ def test_workbench_session_in_a_browser(panel_server, browser, media_server):
             shot("ingest-progress")
         time.sleep(0.2)
     shot("ingest-done")
-    assert "done" in seen, _text(page.locator(".vidrag-progress-list"))
+    assert "done" in seen, panel_text(page.locator(".vidrag-progress-list"))
     assert seen & {"fetching", "transcribing", "embedding"}, seen  # progress was live, not only the end
     page.get_by_text("Ingest finished: 1 video(s) ready").wait_for()
     page.locator(".vidrag-videos").get_by_text("lecture", exact=True).wait_for()
@@ -334,13 +290,13 @@ def test_workbench_session_in_a_browser(panel_server, browser, media_server):
     question.press("Enter")
     chip = page.locator(".vidrag-citation button").first
     chip.wait_for(timeout=60_000)
-    answer = _text(page.locator(".vidrag-answer").last)
+    answer = panel_text(page.locator(".vidrag-answer").last)
     assert "[1]" in answer and ("sorted list" in answer or "logarithmic" in answer), answer
     shot("answer")
 
     # 4. a citation plays the video from its second
     label = chip.inner_text()
-    start = _clock(re.search(r"(\d+:\d\d)–", label).group(1))
+    start = clock(re.search(r"(\d+:\d\d)–", label).group(1))
     chip.click()
     player = page.locator(".vidrag-player-chat video")
     player.wait_for()
@@ -359,7 +315,7 @@ def test_workbench_session_in_a_browser(panel_server, browser, media_server):
     page.get_by_role("button", name="Transcript").click()
     line = page.locator(".vidrag-transcript .tabulator-row", has_text="French Revolution").first
     line.wait_for()
-    line_start = _clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
+    line_start = clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
     line.click()
     tplayer = page.locator(".vidrag-player-transcript video")
     tplayer.wait_for()

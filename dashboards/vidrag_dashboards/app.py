@@ -78,6 +78,12 @@ class WorkbenchApp(pn.viewable.Viewer):
         return tmpl
 
 
+def _extension() -> None:
+    """Load Panel's extensions; in a notebook, inline BokehJS and Panel's JS rather than fetch
+    them from a CDN (hub servers often cannot reach one, and then nothing renders)."""
+    pn.extension(*EXTENSIONS, inline=True, raw_css=[CSS])
+
+
 def _state(wb) -> AppState:
     state = AppState(wb)
     state.start()
@@ -86,17 +92,17 @@ def _state(wb) -> AppState:
 
 def manager(wb=None) -> CollectionManager:
     """The collection manager on ``wb`` (default: the Workbench of the ``VIDRAG_*`` environment)."""
-    pn.extension(*EXTENSIONS, raw_css=[CSS])
+    _extension()
     return CollectionManager(_state(wb))
 
 
 def chat(wb=None) -> ChatPanel:
     """The chat with its player on ``wb`` (default: the Workbench of the ``VIDRAG_*`` environment)."""
-    pn.extension(*EXTENSIONS, raw_css=[CSS])
+    _extension()
     return ChatPanel(_state(wb))
 
 
 def workbench(wb=None, *, links: dict | None = None) -> WorkbenchApp:
     """Chat and Collections tabs on ``wb``; ``links`` (name → URL) show above the tabs."""
-    pn.extension(*EXTENSIONS, raw_css=[CSS])
+    _extension()
     return WorkbenchApp(wb, links=links)

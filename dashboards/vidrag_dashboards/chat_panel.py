@@ -84,7 +84,7 @@ class Turn(pn.viewable.Viewer):
                     sizing_mode="stretch_width",
                 )
             )
-        self.chips.clear()
+        chips = []
         for c in citations:
             chip = pn.widgets.Button(
                 name=f"[{c.n}] {c.title} · {span(c.start, c.end)}",
@@ -93,7 +93,10 @@ class Turn(pn.viewable.Viewer):
                 margin=(2, 4),
             )
             chip.on_click(lambda e, c=c: self._on_cite(c))
-            self.chips.append(chip)
+            chips.append(chip)
+        # all at once: in a notebook (Voila, jupyter_bokeh), chips appended one by one
+        # were shown but only the first answered clicks (tests/test_dashboards_hub.py)
+        self.chips.objects = chips
 
     def fail(self, message: str) -> None:
         self.answer.object = ""
@@ -301,7 +304,7 @@ class ChatPanel(pn.viewable.Viewer):
         self.conversation_id = conv.id
         self.conversation_title.object = f"#### {conv.title}\n<small>{esc(conv.scope)}</small>"
         self.rename_input.value = conv.title
-        self.turns.clear()
+        turns = []
         question = None
         for m in conv.messages:
             if m.role == "user":
@@ -315,8 +318,9 @@ class ChatPanel(pn.viewable.Viewer):
                     fallback_reason=m.fallback_reason,
                     flagged=m.flagged,
                 )
-                self.turns.append(turn)
+                turns.append(turn)
                 question = None
+        self.turns.objects = turns  # at once, as Turn.finish sets its chips
 
     def _rename(self) -> None:
         if not self.conversation_id:

@@ -73,16 +73,19 @@ class ExtractiveAnswerer:
             chosen.append((n, sentence, round(score, 4)))
         return chosen
 
-    def compose(self, question: str, sources: Sequence, reason: str | None = None) -> str:
+    def compose(self, question: str, sources: Sequence, reason: str | None = None) -> tuple[str, list[int]]:
+        """The answer text, its quotes numbered ``[1]``, ``[2]``...; and each quote's source number."""
         head = (FALLBACK.format(reason=reason) if reason else NO_LLM) + SUFFIX
-        lines = [f'- "{sentence}" [{n}]' for n, sentence, _ in self.select(question, sources)]
-        return "\n".join([head, *lines])
+        chosen = self.select(question, sources)
+        lines = [f'- "{sentence}" [{k}]' for k, (_, sentence, _) in enumerate(chosen, 1)]
+        return "\n".join([head, *lines]), [n for n, _, _ in chosen]
 
     def complete(
         self, question: str, sources: Sequence, history: Sequence[dict] = (), *, reason: str | None = None
     ) -> Generation:
         """The extractive answer to ``question`` from ``sources`` (numbered from 1)."""
-        return Generation(self.compose(question, sources, reason), self.mode, None)
+        text, quotes = self.compose(question, sources, reason)
+        return Generation(text, self.mode, None, quotes=quotes)
 
     def stream(
         self, question: str, sources: Sequence, history: Sequence[dict] = (), *, reason: str | None = None

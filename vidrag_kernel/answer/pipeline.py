@@ -117,14 +117,16 @@ class Asker:
             generate_ms = (time.perf_counter() - g0) * 1000
 
         c0 = time.perf_counter()
+        # an extractive answer numbers its quotes, several of which may come from one passage
+        cited = [sources[n - 1] for n in generation.quotes] if generation.quotes else sources
         checked = resolve(
             generation.text,
-            sources,
+            cited,
             # extractive answers quote the passages verbatim, so there is nothing to check
             embed=self._embed if generation.mode == "llm" else None,
             threshold=settings.support_threshold,
         )
-        self._pinpoint(checked.citations, checked.text)
+        self._pinpoint(checked.citations, checked.text, narrow=bool(generation.quotes))
         check_ms = (time.perf_counter() - c0) * 1000
         trace = retrieval.trace()
         trace.update(
@@ -169,10 +171,11 @@ class Asker:
             answer.message_id = self._conversations.add_turn(answer.conversation_id, question, answer)
         yield answer
 
-    def _pinpoint(self, citations: list, text: str) -> None:
+    def _pinpoint(self, citations: list, text: str, *, narrow: bool = False) -> None:
         """Move each citation's start (and link) to the transcript segment that best matches
         the first answer sentence citing it, so the link opens at the supporting moment
-        rather than at the start of a longer passage."""
+        rather than at the start of a longer passage. With ``narrow`` (quotes, which are
+        transcript sentences) the citation's span becomes the quoted sentence's own."""
         if not citations:
             return
         from sqlalchemy import or_, select
@@ -202,17 +205,26 @@ class Asker:
             words = claims.get(c.n)
             if not words:
                 continue
-            best, best_start = 0.0, None
-            for video_id, start, end, seg_text in rows:
-                if video_id != c.video_id or end <= c.start or start >= c.end:
-                    continue
-                seg = _content_words(seg_text)
-                overlap = 2 * len(words & seg) / (len(words) + len(seg)) if seg else 0.0
-                if overlap > best:
-                    best, best_start = overlap, start
-            if best_start is not None and best >= 0.3 and best_start > c.start:
-                c.start = float(best_start)
-                c.link = deep_link(c.url, c.start)
+            segments = sorted(
+                (r for r in rows if r.video_id == c.video_id and r.end > c.start and r.start < c.end),
+                key=lambda r: r.start,
+            )
+            scores = [_dice(words, _content_words(r.text)) for r in segments]
+            if not scores or max(scores) < 0.3:
+                continue
+            best = scores.index(max(scores))
+            if narrow:
+                # a quoted sentence may run over several segments (caption cues): take them all
+                first = last = best
+                while first > 0 and _inside(segments[first - 1].text, words):
+                    first -= 1
+                while last + 1 < len(segments) and _inside(segments[last + 1].text, words):
+                    last += 1
+                c.start = max(c.start, float(segments[first].start))
+                c.end = min(c.end, float(segments[last].end))
+            elif segments[best].start > c.start:
+                c.start = float(segments[best].start)
+            c.link = deep_link(c.url, c.start)
 
     @staticmethod
     def _generate(engine, question, sources, history, streaming, **kw):
@@ -268,6 +280,17 @@ _STOP = frozenset(
 
 def _content_words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP}
+
+
+def _dice(a: set[str], b: set[str]) -> float:
+    """How much two word sets overlap, 0..1."""
+    return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
+
+
+def _inside(segment_text: str, words: set[str]) -> bool:
+    """Whether a segment is (almost all) part of the sentence whose content words are ``words``."""
+    seg = _content_words(segment_text)
+    return bool(seg) and len(seg & words) >= 0.8 * len(seg)
 
 
 def _same_scope(retriever, info, collection, videos) -> None:

@@ -66,9 +66,15 @@ class Answer:
 
 @dataclass
 class Generation:
-    """What an answer engine produced: text with ``[n]`` markers, model and token usage."""
+    """What an answer engine produced: text with ``[n]`` markers, model and token usage.
+
+    ``[n]`` is source number ``n``, unless ``quotes`` is set: then ``[k]`` is quote ``k``,
+    taken from source number ``quotes[k - 1]`` (the extractive engine quotes several
+    sentences of one passage, and each gets its own citation and moment).
+    """
 
     text: str
     mode: str
     model: str | None = None
     usage: dict = field(default_factory=zero_usage)
+    quotes: list[int] | None = None

@@ -1,0 +1,92 @@
+"""The dashboards as users meet them: through JupyterHub's login, in Voila, in a real browser.
+
+The hub runs ``make run``'s configuration (demo login, local process spawner, proxy) on free
+loopback ports; the student's "Sample course" is seeded the way ``make run`` seeds it. Headless
+chromium logs in on the hub's own form, lands on the Voila dashboard in the student's server,
+asks about the sample lecture, and plays a citation in the embedded player. Screenshots go to
+``test-artifacts/dashboards/hub/``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hub_config.seed import seed
+from tests.support.browser import Shots, clock, panel_text
+from tests.support.hub import Hub, hub_env
+
+pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
+
+PASSWORD = "demo-password-for-dashboards"
+LANDING = "/user/student/voila/render/vidrag/workbench.ipynb"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub-dashboards")
+    env = hub_env(root / "data", VIDRAG_AUTH="demo", VIDRAG_DEMO_PASSWORD=PASSWORD)
+    assert seed(Path(env["VIDRAG_HOME"]), ["student"]) == ["student"]
+    hub = Hub(root=root, env=env).start()
+    yield hub
+    survivors = hub.stop()
+    assert survivors == [], f"left running after the hub stopped: {survivors}"
+
+
+def test_student_logs_in_lands_on_voila_asks_and_plays_a_citation(hub, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    shot = Shots(page, "hub")
+    page.set_default_timeout(60_000)
+
+    # 1. the hub's own login form; then spawn, and the server sends the browser to Voila
+    page.goto(f"{hub.url}/hub/login")
+    page.locator("input[name=username]").fill("student")
+    page.locator("input[name=password]").fill(PASSWORD)
+    shot("login")
+    page.locator("input[name=password]").press("Enter")
+    page.wait_for_url(f"{hub.url}{LANDING}*", timeout=180_000)
+
+    # 2. the dashboard renders in Voila with the seeded course, JupyterLab one click away
+    page.get_by_text("New conversation").first.wait_for(timeout=180_000)
+    lab = page.get_by_role("link", name="Open JupyterLab")
+    assert lab.get_attribute("href") == "/user/student/lab"
+    shot("landed-on-voila")
+
+    # 3. ask about the sample lecture; the answer comes with citation chips
+    question = page.get_by_placeholder("Ask a question and press Enter")
+    question.fill("What do routers keep to decide where packets go?")
+    question.press("Enter")
+    chip = page.locator(".vidrag-citation button").first
+    chip.wait_for(timeout=120_000)
+    answer = panel_text(page.locator(".vidrag-answer").last)
+    assert "[1]" in answer and "routing table" in answer, answer
+    shot("answer")
+
+    # 4. the quote about routing tables has its own citation, at the moment it was said
+    #    (00:47 in samples/lecture.vtt)
+    n = re.search(r"routing table[^\n]*\[(\d+)\]", answer).group(1)
+    label = page.locator(".vidrag-citation button", has_text=f"[{n}]").inner_text()
+    assert 44 <= clock(re.search(r"(\d+:\d\d)–", label).group(1)) <= 50, label
+
+    # 5. every chip (last first) plays the lecture from its own second, in the page
+    chips = page.locator(".vidrag-citation button")
+    assert chips.count() >= 2, answer
+    player = page.locator(".vidrag-player-chat video")
+    for i in reversed(range(chips.count())):
+        label = chips.nth(i).inner_text()
+        start = clock(re.search(r"(\d+:\d\d)–", label).group(1))
+        chips.nth(i).click()
+        player.wait_for()
+        page.wait_for_function(
+            "([el, t]) => el.readyState >= 1 && Math.abs(el.currentTime - t) < 4",
+            arg=[player.element_handle(), start + 1.5],
+            timeout=30_000,
+        )
+        if i == int(n) - 1:
+            shot("citation-playing")
+    assert not errors, errors
+    page.close()
