@@ -10,7 +10,6 @@ delete the video. Screenshots of every step go to ``test-artifacts/dashboards/``
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,15 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.browser import Shots, clock, panel_text
+from tests.support.browser import SMALL_CHUNKS, Shots, workbench_session
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "dashboards"
-SMALL_CHUNKS = {
-    "VIDRAG_CHUNK_TOKENS": "40",
-    "VIDRAG_CHUNK_MIN_TOKENS": "8",
-    "VIDRAG_CHUNK_OVERLAP_TOKENS": "0",
-}
 
 
 # -- in-process: every app builds ------------------------------------------------------------
@@ -80,10 +74,14 @@ def test_manager_actions_update_the_catalog(settings):
 
     with Workbench(settings) as wb:
         manager = CollectionManager(AppState(wb))
+        assert manager.f_description.value == "Videos not in a course yet"  # Uncategorized, selected
+        manager._clear_form()
+        assert manager.f_description.value == "" and manager.f_name.value == ""
         manager.f_name.value = "Physics"
         manager.f_semester.value = "Fall 2026"
         manager._create()
         assert wb.collections.get("Physics").semester == "Fall 2026"
+        assert wb.collections.get("Physics").description == ""
         manager.f_name.value = "Physics 101"
         manager._save()
         assert wb.collections.get("Physics 101")
@@ -230,115 +228,8 @@ def test_workbench_session_in_a_browser(panel_server, browser, media_server):
     page.get_by_text("No videos yet").wait_for()
     shot("empty")
 
-    # 1. create a collection
-    page.locator(".bk-tab", has_text="Collections").click()
-    page.get_by_label("Name", exact=True).fill("Algorithms")
-    page.get_by_label("Instructor").fill("Ada Lovelace")
-    page.get_by_label("Tags (comma separated)").fill("cs, week1")
-    page.get_by_role("button", name="Create collection").click()
-    page.get_by_text("Created collection “Algorithms”").wait_for()
-    page.locator(".vidrag-collections").get_by_text("Ada Lovelace").wait_for()
-    shot("collection-created")
-
-    # 2. plan, then ingest the lecture with live progress until done
-    page.get_by_label("Video, playlist or channel URL").fill(media_server.url("lecture.mp4"))
-    page.get_by_role("button", name="Check").click()
-    page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for()
-    assert "asr" in panel_text(page.locator(".vidrag-plan"))
-    shot("plan")
-    page.get_by_role("button", name="Ingest 1 video(s)").click()
-    page.locator(".vidrag-progress").first.wait_for()
-    seen = set()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        stages = page.locator(".vidrag-progress").evaluate_all("els => els.map(e => e.dataset.stage)")
-        seen.update(stages)
-        if "done" in stages or "failed" in stages:
-            break
-        if seen - {"queued"} and "progress" not in seen:
-            seen.add("progress")
-            shot("ingest-progress")
-        time.sleep(0.2)
-    shot("ingest-done")
-    assert "done" in seen, panel_text(page.locator(".vidrag-progress-list"))
-    assert seen & {"fetching", "transcribing", "embedding"}, seen  # progress was live, not only the end
-    page.get_by_text("Ingest finished: 1 video(s) ready").wait_for()
-    page.locator(".vidrag-videos").get_by_text("lecture", exact=True).wait_for()
-
-    # 2b. a file that is not media fails with its message, is listed, and can be retried
-    url_box = page.get_by_label("Video, playlist or channel URL")
-    url_box.fill(media_server.url("corrupt.m4a"))
-    page.get_by_role("button", name="Check").click()
-    page.locator(".vidrag-plan").get_by_text("corrupt").wait_for()
-    page.get_by_role("button", name="Ingest 1 video(s)").click()
-    page.locator(".vidrag-progress[data-stage=failed]").wait_for(timeout=60_000)
-    page.get_by_text("1 failed (could not decode audio").wait_for()
-    failed = page.locator(".vidrag-failed-jobs .tabulator-row", has_text="could not decode audio")
-    failed.wait_for()
-    shot("ingest-failed")
-    failed.click()
-    page.get_by_role("button", name="Retry").click()
-    page.get_by_text("Retry failed again: could not decode audio").wait_for(timeout=60_000)
-    page.locator(".bk-tab", has_text="Chat").click()
-    page.get_by_text("1 ingest(s) failed (see").wait_for()
-    shot("chat-says-an-ingest-failed")
-
-    # 3. ask in the chat (Enter submits); the answer streams in with citations
-    page.locator(".bk-tab", has_text="Chat").click()
-    question = page.get_by_placeholder("Ask a question and press Enter")
-    question.fill("How does binary search find an item?")
-    question.press("Enter")
-    chip = page.locator(".vidrag-citation button").first
-    chip.wait_for(timeout=60_000)
-    answer = panel_text(page.locator(".vidrag-answer").last)
-    assert "[1]" in answer and ("sorted list" in answer or "logarithmic" in answer), answer
-    shot("answer")
-
-    # 4. a citation plays the video from its second
-    label = chip.inner_text()
-    start = clock(re.search(r"(\d+:\d\d)–", label).group(1))
-    chip.click()
-    player = page.locator(".vidrag-player-chat video")
-    player.wait_for()
-    page.wait_for_function(
-        "el => el.readyState >= 1 && el.currentTime > 0", arg=player.element_handle(), timeout=20_000
-    )
-    now = player.evaluate("v => v.currentTime")
-    assert start - 1 <= now <= start + 4, (label, now)
-    assert player.evaluate("v => v.src") == media_server.url("lecture.mp4")
-    shot("citation-playing")
-
-    # 5. a transcript line plays the video from that line
-    page.locator(".bk-tab", has_text="Collections").click()
-    videos = page.locator(".vidrag-videos")
-    videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
-    page.get_by_role("button", name="Transcript").click()
-    line = page.locator(".vidrag-transcript .tabulator-row", has_text="French Revolution").first
-    line.wait_for()
-    line_start = clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
-    line.click()
-    tplayer = page.locator(".vidrag-player-transcript video")
-    tplayer.wait_for()
-    page.wait_for_function("el => el.readyState >= 1 && el.currentTime > 0", arg=tplayer.element_handle())
-    now = tplayer.evaluate("v => v.currentTime")
-    assert line_start - 1 <= now <= line_start + 4, (line_start, now)
-    shot("transcript-playing")
-
-    # 6. delete the video (confirmed) and it is gone from answers
-    videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
-    page.get_by_role("button", name="Delete selected").click()
-    page.locator(".vidrag-confirm").get_by_text("Delete 1 video(s)").wait_for()
-    shot("confirm-delete")
-    page.get_by_role("button", name="Confirm").click()
-    page.get_by_text("Deleted 1 video(s).").wait_for()
-    assert videos.locator(".tabulator-row").count() == 0
-    page.locator(".bk-tab", has_text="Chat").click()
-    page.get_by_role("button", name="New conversation").click()
-    question.fill("How does binary search find an item?")
-    question.press("Enter")
-    page.locator(".vidrag-no-answer").last.wait_for(timeout=60_000)
-    assert page.locator(".vidrag-citation").count() == 0
-    shot("gone-from-answers")
+    with shot.on_failure():
+        workbench_session(page, shot, media_server)
     assert not errors, errors
 
 

@@ -2,9 +2,11 @@
 
 The hub runs ``make run``'s configuration (demo login, local process spawner, proxy) on free
 loopback ports; the student's "Sample course" is seeded the way ``make run`` seeds it. Headless
-chromium logs in on the hub's own form, lands on the Voila dashboard in the student's server,
-asks about the sample lecture, and plays a citation in the embedded player. Screenshots go to
-``test-artifacts/dashboards/hub/``.
+chromium logs in on the hub's own form and lands on the Voila dashboard in the user's server.
+The student asks about the sample lecture and plays every citation; the instructor goes
+through the whole session of the ``panel serve`` test (create, ingest with progress, a failed
+ingest and its retry, ask, play a citation and a transcript line, delete). Screenshots go to
+``test-artifacts/dashboards/hub/`` and ``hub-session/``.
 """
 
 from __future__ import annotations
@@ -15,19 +17,26 @@ from pathlib import Path
 import pytest
 
 from hub_config.seed import seed
-from tests.support.browser import Shots, clock, panel_text
+from tests.support.browser import SMALL_CHUNKS, Shots, clock, panel_text, workbench_session
 from tests.support.hub import Hub, hub_env
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "demo-password-for-dashboards"
-LANDING = "/user/student/voila/render/vidrag/workbench.ipynb"
+LANDING = "/user/{user}/voila/render/vidrag/workbench.ipynb"
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     root = tmp_path_factory.mktemp("hub-dashboards")
-    env = hub_env(root / "data", VIDRAG_AUTH="demo", VIDRAG_DEMO_PASSWORD=PASSWORD)
+    env = hub_env(
+        root / "data",
+        VIDRAG_AUTH="demo",
+        VIDRAG_DEMO_PASSWORD=PASSWORD,
+        # deployment-wide settings reach the servers: fetch from the test media server, small chunks
+        VIDRAG_FETCH_ALLOW_HOSTS="127.0.0.1",
+        **SMALL_CHUNKS,
+    )
     assert seed(Path(env["VIDRAG_HOME"]), ["student"]) == ["student"]
     hub = Hub(root=root, env=env).start()
     yield hub
@@ -35,23 +44,29 @@ def hub(tmp_path_factory):
     assert survivors == [], f"left running after the hub stopped: {survivors}"
 
 
-def test_student_logs_in_lands_on_voila_asks_and_plays_a_citation(hub, browser):
+def _log_in(browser, hub, user: str, shot_name: str):
+    """A new browser session logged in as ``user`` on the hub's own form, on the Voila
+    dashboard the server sends people to; the page, its screenshots and its page errors."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    shot = Shots(page, "hub")
+    shot = Shots(page, shot_name)
     page.set_default_timeout(60_000)
-
-    # 1. the hub's own login form; then spawn, and the server sends the browser to Voila
     page.goto(f"{hub.url}/hub/login")
-    page.locator("input[name=username]").fill("student")
+    page.locator("input[name=username]").fill(user)
     page.locator("input[name=password]").fill(PASSWORD)
     shot("login")
     page.locator("input[name=password]").press("Enter")
-    page.wait_for_url(f"{hub.url}{LANDING}*", timeout=180_000)
+    page.wait_for_url(f"{hub.url}{LANDING.format(user=user)}*", timeout=180_000)
+    page.get_by_text("New conversation").first.wait_for(timeout=180_000)
+    return page, shot, errors
+
+
+def test_student_logs_in_lands_on_voila_asks_and_plays_a_citation(hub, browser):
+    # 1. the hub's own login form; then spawn, and the server sends the browser to Voila
+    page, shot, errors = _log_in(browser, hub, "student", "hub")
 
     # 2. the dashboard renders in Voila with the seeded course, JupyterLab one click away
-    page.get_by_text("New conversation").first.wait_for(timeout=180_000)
     lab = page.get_by_role("link", name="Open JupyterLab")
     assert lab.get_attribute("href") == "/user/student/lab"
     shot("landed-on-voila")
@@ -88,5 +103,18 @@ def test_student_logs_in_lands_on_voila_asks_and_plays_a_citation(hub, browser):
         )
         if i == int(n) - 1:
             shot("citation-playing")
+    assert not errors, errors
+    page.close()
+
+
+def test_a_whole_workbench_session_in_voila(hub, browser, media_server):
+    """The same session as the ``panel serve`` test, in a server started through the hub.
+
+    As the instructor, whose sample course is not seeded here: the session ends by checking
+    that a deleted video is gone from answers, which needs no other lecture in scope.
+    """
+    page, shot, errors = _log_in(browser, hub, "instructor", "hub-session")
+    with shot.on_failure():
+        workbench_session(page, shot, media_server)
     assert not errors, errors
     page.close()

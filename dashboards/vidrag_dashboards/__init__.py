@@ -10,7 +10,8 @@ serves local media files to the player). In Voila: ``dashboards/workbench.ipynb`
 
 Modules: ``app`` (tabs, template, these three functions), ``collection_manager``,
 ``chat_panel``, ``player`` and ``media`` (playing videos from a second), ``transcript``,
-``state`` and ``background`` (per-session state, work off the UI thread), ``uploads``.
+``state`` and ``background`` (per-session state, work off the UI thread), ``uploads``,
+``notebook_comms`` (a guard for jupyter_bokeh in notebooks and Voila).
 (No module is named ``chat`` or ``manager``: importing it would shadow the function.)
 """
 

@@ -12,6 +12,7 @@ import os
 
 import panel as pn
 
+from . import notebook_comms
 from .chat_panel import ChatPanel
 from .collection_manager import CollectionManager
 from .format import esc
@@ -80,8 +81,10 @@ class WorkbenchApp(pn.viewable.Viewer):
 
 def _extension() -> None:
     """Load Panel's extensions; in a notebook, inline BokehJS and Panel's JS rather than fetch
-    them from a CDN (hub servers often cannot reach one, and then nothing renders)."""
+    them from a CDN (hub servers often cannot reach one, and then nothing renders); and keep
+    jupyter_bokeh's late echoes from undoing the kernel's changes (``notebook_comms``)."""
     pn.extension(*EXTENSIONS, inline=True, raw_css=[CSS])
+    notebook_comms.install()
 
 
 def _state(wb) -> AppState:

@@ -130,6 +130,7 @@ class CollectionManager(pn.viewable.Viewer):
         self.f_subject = pn.widgets.TextInput(name="Subject", sizing_mode="stretch_width")
         self.f_semester = pn.widgets.TextInput(name="Semester", sizing_mode="stretch_width")
         self.f_tags = pn.widgets.TextInput(name="Tags (comma separated)", sizing_mode="stretch_width")
+        self.new_button = pn.widgets.Button(name="New collection", button_type="default")
         self.create_button = pn.widgets.Button(name="Create collection", button_type="primary")
         self.save_button = pn.widgets.Button(name="Save changes", button_type="default")
         self.delete_collection_button = pn.widgets.Button(name="Delete collection", button_type="danger")
@@ -217,11 +218,18 @@ class CollectionManager(pn.viewable.Viewer):
             pn.FlexBox(self.picker, self.search, flex_wrap="wrap", sizing_mode="stretch_width"),
             self.collections_table,
             pn.pane.Markdown(
-                "**Details** — fill in and create, or edit the selected collection:", margin=(10, 5, 0, 5)
+                "**Details** of the selected collection, to edit; or press *New collection*, fill in and create:",
+                margin=(10, 5, 0, 5),
             ),
             _flex(self.f_name, self.f_description, basis="260px"),
             _flex(self.f_instructor, self.f_subject, self.f_semester, self.f_tags, basis="180px"),
-            pn.FlexBox(self.create_button, self.save_button, self.delete_collection_button, flex_wrap="wrap"),
+            pn.FlexBox(
+                self.new_button,
+                self.create_button,
+                self.save_button,
+                self.delete_collection_button,
+                flex_wrap="wrap",
+            ),
         )
         add = _card(
             "Add videos",
@@ -261,6 +269,7 @@ class CollectionManager(pn.viewable.Viewer):
         self.picker.param.watch(self._picked, "value")
         self.search.param.watch(lambda e: self.refresh_collections(), "value_input")
         self.collections_table.param.watch(self._table_selected, "selection")
+        self.new_button.on_click(lambda e: self._clear_form())
         self.create_button.on_click(lambda e: self._guard(self._create))
         self.save_button.on_click(lambda e: self._guard(self._save))
         self.delete_collection_button.on_click(lambda e: self._guard(self._ask_delete_collection))
@@ -353,6 +362,18 @@ class CollectionManager(pn.viewable.Viewer):
         self.f_subject.value = info.subject or ""
         self.f_semester.value = info.semester or ""
         self.f_tags.value = ", ".join(info.tags)
+
+    def _clear_form(self) -> None:
+        """Empty the details, so a new collection does not start as a copy of the selected one."""
+        for field in (
+            self.f_name,
+            self.f_description,
+            self.f_instructor,
+            self.f_subject,
+            self.f_semester,
+            self.f_tags,
+        ):
+            field.value = ""
 
     def refresh_videos(self) -> None:
         if not self.state.collection:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,6 +18,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+#: Chunk settings for the browser sessions: the test lecture is short, small chunks make
+#: its citations point at single moments.
+SMALL_CHUNKS = {
+    "VIDRAG_CHUNK_TOKENS": "40",
+    "VIDRAG_CHUNK_MIN_TOKENS": "8",
+    "VIDRAG_CHUNK_OVERLAP_TOKENS": "0",
+}
 
 
 class Shots:
@@ -30,6 +41,15 @@ class Shots:
         self.n += 1
         self.page.screenshot(path=str(self.dir / f"{self.n:02d}-{step}.png"), full_page=True)
 
+    @contextlib.contextmanager
+    def on_failure(self):
+        """Save a last ``failed`` screenshot when the block raises, then let it raise."""
+        try:
+            yield
+        except Exception:
+            self("failed")
+            raise
+
 
 def panel_text(locator) -> str:
     """The text of a Panel component, whose content lives in a shadow root."""
@@ -43,3 +63,124 @@ def clock(text: str) -> float:
     """Seconds from the last ``m:ss`` of a label such as ``1:05``."""
     m, s = text.split(":")[-2:]
     return int(m) * 60 + int(s)
+
+
+def workbench_session(page, shot: Shots, media_server) -> None:
+    """A whole session on the workbench app open in ``page`` (``panel serve`` or Voila).
+
+    Create a collection; plan and ingest the test lecture from ``media_server`` watching
+    progress reach done; a corrupt file fails with its message and can be retried; ask and
+    get a streamed answer with citations; a citation and a transcript line each play the
+    video from their second; delete the video and it is gone from answers.
+    """
+    # 1. create a collection
+    page.locator(".bk-tab", has_text="Collections").click()
+    page.get_by_role("button", name="New collection").click()  # the form held the selected one
+    page.get_by_label("Name", exact=True).fill("Algorithms")
+    page.get_by_label("Instructor").fill("Ada Lovelace")
+    page.get_by_label("Tags (comma separated)").fill("cs, week1")
+    page.get_by_role("button", name="Create collection").click()
+    page.get_by_text("Created collection “Algorithms”").wait_for()
+    page.locator(".vidrag-collections").get_by_text("Ada Lovelace").wait_for()
+    assert page.get_by_label("Description").input_value() == ""  # nothing copied from another
+    shot("collection-created")
+
+    # 2. plan, then ingest the lecture with live progress until done
+    page.get_by_label("Video, playlist or channel URL").fill(media_server.url("lecture.mp4"))
+    page.get_by_role("button", name="Check").click()
+    page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for()
+    assert "asr" in panel_text(page.locator(".vidrag-plan"))
+    shot("plan")
+    page.get_by_role("button", name="Ingest 1 video(s)").click()
+    page.locator(".vidrag-progress").first.wait_for()
+    seen = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        stages = page.locator(".vidrag-progress").evaluate_all("els => els.map(e => e.dataset.stage)")
+        seen.update(stages)
+        if "done" in stages or "failed" in stages:
+            break
+        if seen - {"queued"} and "progress" not in seen:
+            seen.add("progress")
+            shot("ingest-progress")
+        time.sleep(0.2)
+    shot("ingest-done")
+    assert "done" in seen, panel_text(page.locator(".vidrag-progress-list"))
+    assert seen & {"fetching", "transcribing", "embedding"}, seen  # progress was live, not only the end
+    page.get_by_text("Ingest finished: 1 video(s) ready").wait_for()
+    page.locator(".vidrag-videos").get_by_text("lecture", exact=True).wait_for()
+
+    # 2b. a file that is not media fails with its message, is listed, and can be retried
+    url_box = page.get_by_label("Video, playlist or channel URL")
+    url_box.fill(media_server.url("corrupt.m4a"))
+    page.get_by_role("button", name="Check").click()
+    page.locator(".vidrag-plan").get_by_text("corrupt").wait_for()
+    page.get_by_role("button", name="Ingest 1 video(s)").click()
+    page.locator(".vidrag-progress[data-stage=failed]").wait_for(timeout=60_000)
+    page.get_by_text("1 failed (could not decode audio").wait_for()
+    failed = page.locator(".vidrag-failed-jobs .tabulator-row", has_text="could not decode audio")
+    failed.wait_for()
+    shot("ingest-failed")
+    failed.click()
+    page.get_by_role("button", name="Retry").click()
+    page.get_by_text("Retry failed again: could not decode audio").wait_for(timeout=60_000)
+    page.locator(".bk-tab", has_text="Chat").click()
+    page.get_by_text("1 ingest(s) failed (see").wait_for()
+    shot("chat-says-an-ingest-failed")
+
+    # 3. ask in the chat (Enter submits); the answer streams in with citations
+    page.locator(".bk-tab", has_text="Chat").click()
+    question = page.get_by_placeholder("Ask a question and press Enter")
+    question.fill("How does binary search find an item?")
+    question.press("Enter")
+    chip = page.locator(".vidrag-citation button").first
+    chip.wait_for(timeout=60_000)
+    answer = panel_text(page.locator(".vidrag-answer").last)
+    assert "[1]" in answer and ("sorted list" in answer or "logarithmic" in answer), answer
+    shot("answer")
+
+    # 4. a citation plays the video from its second
+    label = chip.inner_text()
+    start = clock(re.search(r"(\d+:\d\d)–", label).group(1))
+    chip.click()
+    player = page.locator(".vidrag-player-chat video")
+    player.wait_for()
+    page.wait_for_function(
+        "el => el.readyState >= 1 && el.currentTime > 0", arg=player.element_handle(), timeout=20_000
+    )
+    now = player.evaluate("v => v.currentTime")
+    assert start - 1 <= now <= start + 4, (label, now)
+    assert player.evaluate("v => v.src") == media_server.url("lecture.mp4")
+    shot("citation-playing")
+
+    # 5. a transcript line plays the video from that line
+    page.locator(".bk-tab", has_text="Collections").click()
+    videos = page.locator(".vidrag-videos")
+    videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
+    page.get_by_role("button", name="Transcript").click()
+    line = page.locator(".vidrag-transcript .tabulator-row", has_text="French Revolution").first
+    line.wait_for()
+    line_start = clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
+    line.click()
+    tplayer = page.locator(".vidrag-player-transcript video")
+    tplayer.wait_for()
+    page.wait_for_function("el => el.readyState >= 1 && el.currentTime > 0", arg=tplayer.element_handle())
+    now = tplayer.evaluate("v => v.currentTime")
+    assert line_start - 1 <= now <= line_start + 4, (line_start, now)
+    shot("transcript-playing")
+
+    # 6. delete the video (confirmed) and it is gone from answers
+    videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
+    page.get_by_role("button", name="Delete selected").click()
+    page.locator(".vidrag-confirm").get_by_text("Delete 1 video(s)").wait_for()
+    shot("confirm-delete")
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("Deleted 1 video(s).").wait_for()
+    assert videos.locator(".tabulator-row").count() == 0
+    page.locator(".bk-tab", has_text="Chat").click()
+    page.get_by_role("button", name="New conversation").click()
+    question.fill("How does binary search find an item?")
+    question.press("Enter")
+    page.locator(".vidrag-no-answer").last.wait_for(timeout=60_000)
+    assert page.locator(".vidrag-citation").count() == 0
+    shot("gone-from-answers")

@@ -1,0 +1,65 @@
+"""The jupyter_bokeh widget the dashboards use in notebooks and Voila drops late echoes.
+
+The browser half of jupyter_bokeh sends every change it applied from the kernel back, late
+when the kernel was busy. These tests feed such messages to the real widget class (the
+kernel side of the comm) the way the browser sends them; the whole story runs in a real
+browser through Voila in tests/test_dashboards_hub.py.
+"""
+
+from __future__ import annotations
+
+import panel as pn
+import pytest
+from bokeh.document import Document
+from vidrag_dashboards import notebook_comms
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _change(model, attr: str, new) -> dict:
+    """A property change as jupyter_bokeh's browser half sends it."""
+    return {"event": "jsevent", "kind": "ModelChanged", "model": {"id": model.id}, "attr": attr, "new": new}
+
+
+def _widget(cls, viewable):
+    root = viewable.get_root(doc=Document())
+    return cls(root, combine_events=True), root
+
+
+def test_a_late_echo_of_an_emptied_column_does_not_detach_what_came_after():
+    from jupyter_bokeh.widgets import BokehModel
+
+    for cls, survives in ((notebook_comms._widget_class(), True), (BokehModel, False)):
+        answers = pn.Column(pn.pane.Markdown("first answer"))
+        widget, root = _widget(cls, answers)
+        answers.clear()  # "New conversation"
+        answers.append(pn.pane.Markdown("_Searching the videos…_"))  # the next question
+        new_turn = root.children[0]
+        widget._sync_model(widget, _change(root, "children", []), [])  # the late echo of clear()
+        assert (root.children == [new_turn]) is survives, cls
+        assert (new_turn.document is not None) is survives, cls
+
+
+def test_what_the_user_changes_still_arrives():
+    cls = notebook_comms._widget_class()
+    box = pn.widgets.TextInput(value="")
+    widget, root = _widget(cls, pn.Column(box))
+    field = root.children[0]
+    box.value = "kernel text"
+    box.value = ""  # e.g. the question box emptied after asking
+    widget._sync_model(widget, _change(field, "value", "kernel text"), [])  # an echo: dropped
+    assert field.value == ""
+    widget._sync_model(widget, _change(field, "value", "typed by the user"), [])
+    assert field.value == "typed by the user"
+    widget._sync_model(widget, _change(field, "value", "kernel text"), [])  # no echo due any more
+    assert field.value == "kernel text"
+
+
+def test_fingerprints_of_kernel_and_browser_values_agree():
+    md = pn.pane.Markdown("x").get_root(doc=Document())
+    fp, fpj = notebook_comms.fingerprint, notebook_comms.fingerprint_json
+    assert fp([md]) == fpj([{"id": md.id}])
+    assert fp({"flex-item": [md]}) == fpj({"type": "map", "entries": [["flex-item", [{"id": md.id}]]]})
+    assert fp("text") == fpj("text") and fp(1.5) == fpj(1.5) and fp(None) == fpj(None)
+    assert fp(b"bytes") != fpj({"type": "bytes", "data": "Ynl0ZXM="})  # not compared: let through
+    assert fpj({"type": "number", "value": "nan"}) != fpj({"type": "number", "value": "nan"})
