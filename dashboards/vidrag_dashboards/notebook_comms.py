@@ -16,6 +16,7 @@ cannot compare are let through, which is what jupyter_bokeh does anyway.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from typing import Any
 
@@ -65,7 +66,9 @@ def fingerprint_json(value: Any) -> Any:
     return value
 
 
-def _widget_class():
+@functools.cache
+def widget_class():
+    """:class:`EchoFilteringBokehModel`, built on jupyter_bokeh's own widget (its only base)."""
     from bokeh.document.events import ModelChangedEvent
     from jupyter_bokeh.widgets import BokehModel
 
@@ -105,21 +108,14 @@ def _widget_class():
     return EchoFilteringBokehModel
 
 
-_installed: list = []
-
-
 def install() -> None:
     """Make Panel's notebook rendering use :class:`EchoFilteringBokehModel` (idempotent).
 
     Panel imports ``jupyter_bokeh.widgets.BokehModel`` each time it renders a notebook
     output, so replacing that name is enough; without jupyter_bokeh this does nothing.
     """
-    if _installed:
-        return
     try:
         import jupyter_bokeh.widgets as widgets
     except ImportError:
         return
-    cls = _widget_class()
-    widgets.BokehModel = cls
-    _installed.append(cls)
+    widgets.BokehModel = widget_class()
