@@ -149,8 +149,6 @@ c.Authenticator.admin_users = set(admins)
 # Users land on the vidrag dashboard (Voila) in their own server; JupyterLab is at /lab.
 c.Spawner.default_url = landing_path(opts)
 c.Spawner.env_keep.extend(kernel_setting_names())
-# Panel's stylesheet mirror for servers without internet (README, "Servers without internet")
-c.Spawner.env_keep.append("PANEL_CDN_ROOT")
 # loading a Lab + Voila server on a small machine can take a while
 c.Spawner.http_timeout = 120
 c.Spawner.start_timeout = 180

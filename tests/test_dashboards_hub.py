@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hub_config.seed import seed
-from tests.support.browser import SMALL_CHUNKS, Shots, clock, panel_text, workbench_session
+from tests.support.browser import SMALL_CHUNKS, Shots, clock, panel_text, stylesheet_links, workbench_session
 from tests.support.hub import Hub, hub_env
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
@@ -69,6 +69,9 @@ def test_student_logs_in_lands_on_voila_asks_and_plays_a_citation(hub, browser):
     # 2. the dashboard renders in Voila with the seeded course, JupyterLab one click away
     lab = page.get_by_role("link", name="Open JupyterLab")
     assert lab.get_attribute("href") == "/user/student/lab"
+    page.locator(".vidrag-turns").wait_for()
+    # Panel's stylesheets come inline from the server's own Panel, not from its CDN
+    assert stylesheet_links(page, "cdn.holoviz.org") == []
     shot("landed-on-voila")
 
     # 3. ask about the sample lecture; the answer comes with citation chips

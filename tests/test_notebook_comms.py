@@ -63,3 +63,31 @@ def test_fingerprints_of_kernel_and_browser_values_agree():
     assert fp("text") == fpj("text") and fp(1.5) == fpj(1.5) and fp(None) == fpj(None)
     assert fp(b"bytes") != fpj({"type": "bytes", "data": "Ynl0ZXM="})  # not compared: let through
     assert fpj({"type": "number", "value": "nan"}) != fpj({"type": "number", "value": "nan"})
+
+
+def test_panels_stylesheets_go_out_inline_not_from_the_cdn(monkeypatch):
+    import pandas as pd
+    from bokeh.models import ImportedStyleSheet, UIElement
+
+    monkeypatch.setattr(pn.config, "inline", True)
+
+    def from_cdn(root) -> list[str]:
+        return [
+            sheet.url
+            for model in root.references()
+            if isinstance(model, UIElement)
+            for sheet in model.stylesheets
+            if isinstance(sheet, ImportedStyleSheet) and "cdn.holoviz.org" in sheet.url
+        ]
+
+    layout = pn.Column(pn.widgets.Button(name="Ask"))
+    root = layout.get_root(doc=Document())
+    assert from_cdn(root)  # what the stock widget would send
+    widget = notebook_comms.widget_class()(root, combine_events=True)
+    assert from_cdn(root) == [] and "cdn.holoviz.org" not in str(widget.render_bundle)
+    sent = []
+    monkeypatch.setattr(widget, "send", lambda msg, buffers=None: sent.append(str(msg)))
+    layout.append(pn.widgets.Tabulator(pd.DataFrame({"video": ["lecture"]})))  # added later
+    assert from_cdn(root) == []
+    assert sent and not any("cdn.holoviz.org" in m for m in sent)
+    assert any("tabulator" in m for m in sent)  # the new table went out, with its sheets

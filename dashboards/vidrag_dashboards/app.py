@@ -81,8 +81,9 @@ class WorkbenchApp(pn.viewable.Viewer):
 
 def _extension() -> None:
     """Load Panel's extensions; in a notebook, inline BokehJS and Panel's JS rather than fetch
-    them from a CDN (hub servers often cannot reach one, and then nothing renders); and keep
-    jupyter_bokeh's late echoes from undoing the kernel's changes (``notebook_comms``)."""
+    them from a CDN (hub servers often cannot reach one, and then nothing renders); likewise
+    its stylesheets, and keep jupyter_bokeh's late echoes from undoing the kernel's changes
+    (``notebook_comms``)."""
     pn.extension(*EXTENSIONS, inline=True, raw_css=[CSS])
     notebook_comms.install()
 

@@ -1,17 +1,25 @@
-"""Notebooks and Voila: drop the browser's late echoes of what the kernel changed.
+"""How the dashboards render in JupyterLab and Voila: a better jupyter_bokeh widget.
 
-In JupyterLab and Voila, Panel shows the dashboards as a jupyter_bokeh ``BokehModel``
-widget. Its browser half sends every change it applies from the kernel back to the kernel,
-and while the kernel is busy it queues them. A late echo then overwrites a newer value in
-the kernel's document. Seen in the chat: "New conversation" emptied the answers column
-(``children = []``) and the next question was appended within one busy spell; the echo of
-the empty column came back after the append, detached the new answer from the document,
-and the answer never reached the page (``tests/test_dashboards_hub.py``).
+There Panel shows the dashboards as a jupyter_bokeh ``BokehModel`` widget. Two things go
+wrong with the stock widget, and :class:`NotebookWidget` fixes both:
 
-:class:`EchoFilteringBokehModel` remembers what the kernel sent for each (model, property)
-and drops an incoming change equal to one of those values whose echo is still due. Changes
-the user makes (typed text, a picked option, the player's time) still arrive. Values it
-cannot compare are let through, which is what jupyter_bokeh does anyway.
+- **Late echoes.** Its browser half sends every change it applied from the kernel back to
+  the kernel, and while the kernel is busy it queues them. A late echo then overwrites a
+  newer value in the kernel's document. Seen in the chat: "New conversation" emptied the
+  answers column (``children = []``) and the next question was appended within one busy
+  spell; the echo of the empty column came back after the append, detached the new answer
+  from the document, and the answer never reached the page. The widget remembers what the
+  kernel sent for each (model, property) and drops an incoming change equal to one of
+  those values whose echo is still due. Changes the user makes (typed text, a picked
+  option, the player's time) still arrive; values it cannot compare are let through.
+- **Stylesheets from a CDN.** Panel links its components' stylesheets (tables, buttons,
+  cards) from ``cdn.holoviz.org``; it inlines them for its own notebook comms with
+  ``inline=True`` but not for this widget, so on a server without internet tables render
+  unstyled. With ``pn.config.inline`` the widget replaces them, in every model it sends,
+  with the same files from the installed Panel (one shared stylesheet model per file).
+
+``tests/test_notebook_comms.py`` feeds the widget what the browser sends;
+``tests/test_dashboards_hub.py`` runs the whole story in a real browser through Voila.
 """
 
 from __future__ import annotations
@@ -66,21 +74,86 @@ def fingerprint_json(value: Any) -> Any:
     return value
 
 
+def _models_in(value: Any):
+    """The Bokeh models in a property value (lists, tuples and dicts of them)."""
+    from bokeh.model import Model
+
+    if isinstance(value, Model):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _models_in(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _models_in(v)
+
+
+class InlineStylesheets:
+    """Panel's CDN stylesheets swapped for the installed files, one model per file."""
+
+    def __init__(self) -> None:
+        self._by_url: dict[str, Any] = {}
+
+    def replace(self, sheets) -> list | None:
+        """``sheets`` with Panel's CDN stylesheets inlined, or None when there were none."""
+        from bokeh.models import ImportedStyleSheet
+        from panel.io.notebook import replace_inline_css
+
+        out, changed = [], False
+        for sheet in sheets:
+            if isinstance(sheet, ImportedStyleSheet):
+                if sheet.url not in self._by_url:
+                    self._by_url[sheet.url] = replace_inline_css(sheet)  # itself if not Panel's
+                new = self._by_url[sheet.url]
+                changed |= new is not sheet
+                sheet = new
+            out.append(sheet)
+        return out if changed else None
+
+    def apply(self, roots, setter) -> None:
+        """Inline the stylesheets of every UI element under ``roots``, as ``setter``."""
+        from bokeh.models import UIElement
+
+        for root in roots:
+            for model in root.references():
+                if isinstance(model, UIElement):
+                    new = self.replace(model.stylesheets)
+                    if new is not None:
+                        model.lookup("stylesheets").__set__(model, new, setter=setter)
+
+
 @functools.cache
 def widget_class():
-    """:class:`EchoFilteringBokehModel`, built on jupyter_bokeh's own widget (its only base)."""
+    """:class:`NotebookWidget`, built on jupyter_bokeh's own widget (its only base)."""
     from bokeh.document.events import ModelChangedEvent
     from jupyter_bokeh.widgets import BokehModel
 
-    class EchoFilteringBokehModel(BokehModel):
-        """jupyter_bokeh's widget, minus the echoes of the kernel's own changes."""
+    class NotebookWidget(BokehModel):
+        """jupyter_bokeh's widget without late echoes, with Panel's stylesheets inline."""
 
         def __init__(self, *args, **kwargs) -> None:
             self._due: dict[tuple[str, str], deque] = {}
             super().__init__(*args, **kwargs)
 
+        def update_from_model(self, model) -> None:
+            import panel as pn
+
+            self._sheets = InlineStylesheets() if pn.config.inline else None
+            if self._sheets is not None:
+                self._sheets.apply([model], setter=self)
+            super().update_from_model(model)
+
         def _document_patched(self, event) -> None:
             if event.setter is not self and isinstance(event, ModelChangedEvent):
+                if self._sheets is not None:
+                    # before jupyter_bokeh serializes the event, so new models go out inlined
+                    if event.attr == "stylesheets":
+                        new = self._sheets.replace(event.new)
+                        if new is not None:
+                            event.model.lookup("stylesheets").__set__(event.model, new, setter=self)
+                            event.new = new
+                    else:
+                        self._sheets.apply(list(_models_in(event.new)), setter=self)
                 key = (event.model.id, event.attr)
                 self._due.setdefault(key, deque(maxlen=_KEEP)).append(fingerprint(event.new))
             super()._document_patched(event)
@@ -105,11 +178,11 @@ def widget_class():
                 return
             super()._sync_model(_model, content, _buffers)
 
-    return EchoFilteringBokehModel
+    return NotebookWidget
 
 
 def install() -> None:
-    """Make Panel's notebook rendering use :class:`EchoFilteringBokehModel` (idempotent).
+    """Make Panel's notebook rendering use :class:`NotebookWidget` (idempotent).
 
     Panel imports ``jupyter_bokeh.widgets.BokehModel`` each time it renders a notebook
     output, so replacing that name is enough; without jupyter_bokeh this does nothing.

@@ -59,6 +59,24 @@ def panel_text(locator) -> str:
     )
 
 
+def stylesheet_links(page, host: str) -> list[str]:
+    """Stylesheets the page links from ``host``, in the document and every shadow root."""
+    return page.evaluate(
+        """host => {
+            const found = [];
+            const walk = root => {
+                for (const el of root.querySelectorAll('*')) {
+                    if (el.tagName === 'LINK' && el.href.includes(host)) found.push(el.href);
+                    if (el.shadowRoot) walk(el.shadowRoot);
+                }
+            };
+            walk(document);
+            return found;
+        }""",
+        host,
+    )
+
+
 def clock(text: str) -> float:
     """Seconds from the last ``m:ss`` of a label such as ``1:05``."""
     m, s = text.split(":")[-2:]
