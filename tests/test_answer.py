@@ -90,6 +90,12 @@ def _overlap(a: str, b: str) -> float:
     return len(wa & wb) / len(wa | wb)
 
 
+def _covered(sentence: str, quote: str) -> float:
+    """How much of ``sentence``'s words the quote holds."""
+    ws, wq = (set(re.findall(r"[a-z]+", t.lower())) for t in (sentence, quote))
+    return len(ws & wq) / len(ws)
+
+
 def _sentence(lecture, word: str):
     return next(s for s in lecture.sentences if word in s.text.lower())
 
@@ -110,7 +116,10 @@ def test_extractive_answer_by_default(ingested):
         assert quote.endswith(f"[{c.n}]")
         said = max(ingested.lecture.sentences, key=lambda s: _overlap(s.text, quote))
         assert c.start <= said.start + 1.5 and c.end >= said.end - 1.5, (quote, said, c.start, c.end)
-        assert c.end - c.start <= said.end - said.start + 4, (quote, c.start, c.end)
+        # a quote is one transcript sentence; when ASR missed a full stop it is two spoken ones
+        spoken = [s for s in ingested.lecture.sentences if _covered(s.text, quote) >= 0.6]
+        moment = max(s.end for s in spoken) - min(s.start for s in spoken)
+        assert c.end - c.start <= moment + 4, (quote, c.start, c.end, spoken)
     trace = answer.trace
     assert trace["query"] == "Which green pigment do leaves use to catch sunlight?"
     assert list(trace["generations"].values())[0] >= 1 and trace["chunks"][0]["chunk_ids"]

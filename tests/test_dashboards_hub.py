@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hub_config.seed import seed
-from tests.support.browser import SMALL_CHUNKS, Shots, clock, panel_text, stylesheet_links, workbench_session
+from tests.support.browser import SMALL_CHUNKS, Shots, ask, clock, stylesheet_links, workbench_session
 from tests.support.hub import Hub, hub_env
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
@@ -75,12 +75,7 @@ def test_student_logs_in_lands_on_voila_asks_and_plays_a_citation(hub, browser):
     shot("landed-on-voila")
 
     # 3. ask about the sample lecture; the answer comes with citation chips
-    question = page.get_by_placeholder("Ask a question and press Enter")
-    question.fill("What do routers keep to decide where packets go?")
-    question.press("Enter")
-    chip = page.locator(".vidrag-citation button").first
-    chip.wait_for(timeout=120_000)
-    answer = panel_text(page.locator(".vidrag-answer").last)
+    answer = ask(page, "What do routers keep to decide where packets go?", timeout=120_000)
     assert "[1]" in answer and "routing table" in answer, answer
     shot("answer")
 

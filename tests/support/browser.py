@@ -59,6 +59,15 @@ def panel_text(locator) -> str:
     )
 
 
+def ask(page, question: str, *, timeout: float = 60_000) -> str:
+    """Ask in the chat (Enter submits), wait for citation chips; the answer's text."""
+    box = page.get_by_placeholder("Ask a question and press Enter")
+    box.fill(question)
+    box.press("Enter")
+    page.locator(".vidrag-citation button").first.wait_for(timeout=timeout)
+    return panel_text(page.locator(".vidrag-answer").last)
+
+
 def stylesheet_links(page, host: str) -> list[str]:
     """Stylesheets the page links from ``host``, in the document and every shadow root."""
     return page.evaluate(
@@ -148,16 +157,12 @@ def workbench_session(page, shot: Shots, media_server) -> None:
 
     # 3. ask in the chat (Enter submits); the answer streams in with citations
     page.locator(".bk-tab", has_text="Chat").click()
-    question = page.get_by_placeholder("Ask a question and press Enter")
-    question.fill("How does binary search find an item?")
-    question.press("Enter")
-    chip = page.locator(".vidrag-citation button").first
-    chip.wait_for(timeout=60_000)
-    answer = panel_text(page.locator(".vidrag-answer").last)
+    answer = ask(page, "How does binary search find an item?")
     assert "[1]" in answer and ("sorted list" in answer or "logarithmic" in answer), answer
     shot("answer")
 
     # 4. a citation plays the video from its second
+    chip = page.locator(".vidrag-citation button").first
     label = chip.inner_text()
     start = clock(re.search(r"(\d+:\d\d)–", label).group(1))
     chip.click()
@@ -197,6 +202,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     assert videos.locator(".tabulator-row").count() == 0
     page.locator(".bk-tab", has_text="Chat").click()
     page.get_by_role("button", name="New conversation").click()
+    question = page.get_by_placeholder("Ask a question and press Enter")
     question.fill("How does binary search find an item?")
     question.press("Enter")
     page.locator(".vidrag-no-answer").last.wait_for(timeout=60_000)
