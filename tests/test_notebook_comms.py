@@ -55,6 +55,20 @@ def test_what_the_user_changes_still_arrives():
     assert field.value == "kernel text"
 
 
+def test_a_user_change_that_replaced_a_queued_echo_clears_it():
+    cls = notebook_comms.widget_class()
+    scope = pn.widgets.Select(options=["All", "Algorithms"], value="All")
+    widget, root = _widget(cls, pn.Column(scope))
+    field = root.children[0]
+    scope.value = "Algorithms"  # the kernel points the chat at a new collection...
+    # ...and the user picks "All" while the kernel is busy: the browser folds the queued
+    # echo of "Algorithms" into this change, so that echo never arrives
+    widget._sync_model(widget, _change(field, "value", "All"), [])
+    assert field.value == "All"
+    widget._sync_model(widget, _change(field, "value", "Algorithms"), [])  # picked again later
+    assert field.value == "Algorithms"
+
+
 def test_fingerprints_of_kernel_and_browser_values_agree():
     md = pn.pane.Markdown("x").get_root(doc=Document())
     fp, fpj = notebook_comms.fingerprint, notebook_comms.fingerprint_json

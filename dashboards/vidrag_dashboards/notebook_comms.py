@@ -11,7 +11,9 @@ wrong with the stock widget, and :class:`NotebookWidget` fixes both:
   from the document, and the answer never reached the page. The widget remembers what the
   kernel sent for each (model, property) and drops an incoming change equal to one of
   those values whose echo is still due. Changes the user makes (typed text, a picked
-  option, the player's time) still arrive; values it cannot compare are let through.
+  option, the player's time) still arrive, and clear what was due for that property (the
+  browser folds queued changes of one property into the newest, so an echo queued before a
+  user's change never comes); values it cannot compare are let through.
 - **Stylesheets from a CDN.** Panel links its components' stylesheets (tables, buttons,
   cards) from ``cdn.holoviz.org``; it inlines them for its own notebook comms with
   ``inline=True`` but not for this widget, so on a server without internet tables render
@@ -171,6 +173,9 @@ def widget_class():
                     for _ in range(i + 1):  # this echo, and older ones the browser combined away
                         due.popleft()
                     return True
+            # the user's own change: the browser sends in order and folds queued changes of
+            # one property into the newest, so no echo sent before this one can still come
+            due.clear()
             return False
 
         def _sync_model(self, _model, content: dict, _buffers) -> None:
