@@ -1,4 +1,5 @@
-"""Driving headless Debian chromium with Playwright: launch options, screenshots, Panel text."""
+"""Driving headless Debian chromium with Playwright: launch options, screenshots, Panel text,
+and the whole workbench session both browser tests (`panel serve`, Voila in the hub) run."""
 
 from __future__ import annotations
 
