@@ -10,6 +10,7 @@ delete the video. Screenshots of every step go to ``test-artifacts/dashboards/``
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.browser import SMALL_CHUNKS, Shots, workbench_session
+from tests.support.browser import SMALL_CHUNKS, Shots, clock, panel_text, workbench_session
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "dashboards"
@@ -230,7 +231,37 @@ def test_workbench_session_in_a_browser(panel_server, browser, media_server):
 
     with shot.on_failure():
         workbench_session(page, shot, media_server)
+        _upload_a_lecture(page, shot, media_server.root / "lecture.m4a")
     assert not errors, errors
+
+
+def _upload_a_lecture(page, shot, path: Path) -> None:
+    """Upload a file from the browser: it is planned at once, ingests, and its transcript
+    lines play the uploaded file (served by the media route) from their second."""
+    page.locator(".bk-tab", has_text="Collections").click()
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.get_by_text("Uploaded", exact=False).wait_for()
+    page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for(timeout=60_000)
+    assert "asr" in panel_text(page.locator(".vidrag-plan"))
+    shot("upload-planned")
+    page.get_by_role("button", name="Ingest 1 video(s)").click()
+    videos = page.locator(".vidrag-videos")
+    videos.get_by_text("lecture", exact=True).wait_for(timeout=180_000)
+    row = videos.locator(".tabulator-row").first
+    row.get_by_text("ready").wait_for(timeout=180_000)
+    row.locator("input[type=checkbox]").check()
+    page.get_by_role("button", name="Transcript").click()
+    line = page.locator(".vidrag-transcript .tabulator-row", has_text="binary search").first
+    line.wait_for()
+    start = clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
+    line.click()
+    player = page.locator(".vidrag-player-transcript video")
+    page.wait_for_function(
+        "([el, t]) => el.readyState >= 1 && Math.abs(el.currentTime - t) < 4",
+        arg=[player.element_handle(), start + 1.5],
+        timeout=30_000,
+    )
+    shot("upload-playing")
 
 
 @pytest.mark.browser
