@@ -152,6 +152,10 @@ c.Spawner.env_keep.extend(kernel_setting_names())
 # loading a Lab + Voila server on a small machine can take a while
 c.Spawner.http_timeout = 120
 c.Spawner.start_timeout = 180
+# A file uploaded in the Voila dashboard reaches the kernel as one websocket message
+# (base64); Jupyter's default limit of 10 MiB would cut the upload limit to ~7 MB. Room
+# for vidrag_dashboards.uploads.MAX_UPLOAD_MB (200) plus the encoding.
+c.Spawner.args = ['--ServerApp.tornado_settings={"websocket_max_message_size": 300000000}']
 
 if opts.spawner == "local":
     # Servers run as the hub's own user, from the hub's Python, one folder per user.
@@ -159,7 +163,7 @@ if opts.spawner == "local":
     c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
     if os.geteuid() == 0:
         # local servers run as the hub's user; Jupyter refuses root unless told it is meant
-        c.Spawner.args = ["--ServerApp.allow_root=True"]
+        c.Spawner.args.append("--ServerApp.allow_root=True")
 else:
     # One container per user (pip install dockerspawner); see hub_config/docker/.
     c.JupyterHub.spawner_class = "docker"

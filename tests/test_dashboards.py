@@ -66,6 +66,54 @@ def test_servable_scripts_build(tmp_path, monkeypatch):
     state._shared["wb"].close()
 
 
+def test_an_upload_over_the_limit_is_refused_and_nothing_is_saved(settings, monkeypatch):
+    from vidrag_dashboards import collection_manager
+    from vidrag_dashboards.state import AppState
+
+    from vidrag_kernel import Workbench
+
+    monkeypatch.setattr(collection_manager, "MAX_UPLOAD_MB", 0.001)  # 1 kB
+    with Workbench(settings) as wb:
+        manager = collection_manager.CollectionManager(AppState(wb))
+        manager.upload.filename = "lecture.mp4"
+        manager.upload.value = b"\0" * 5000
+        assert manager.status.alert_type == "danger" and "limited to 0.001 MB" in manager.status.object
+        assert manager._upload_path is None and not (settings.home / "uploads").exists()
+        manager.upload.value = b"\0" * 500  # a small one is taken
+        assert manager._upload_path is not None and manager._upload_path.read_bytes() == b"\0" * 500
+
+
+def test_an_upload_is_saved_under_its_name_whichever_comes_first(settings):
+    """In Voila (jupyter_bokeh) a file's bytes arrive before its name, and the name only if
+    it changed; ``panel serve`` sends both at once. Either way the file is saved under its
+    own name (its extension decides how it is read) and no stray copy is left."""
+    from vidrag_dashboards.collection_manager import CollectionManager
+    from vidrag_dashboards.state import AppState
+
+    from vidrag_kernel import Workbench
+
+    def saved():
+        return sorted(p.name for p in (settings.home / "uploads").rglob("*") if p.is_file())
+
+    with Workbench(settings) as wb:
+        manager = CollectionManager(AppState(wb))
+        manager.upload.value = b"first"  # Voila: the bytes...
+        assert manager._upload_path is None and "Receiving" in manager.upload_note.object
+        manager.upload.filename = "week1.m4a"  # ...then the name
+        assert manager._upload_path.name == "week1.m4a" and manager._upload_path.read_bytes() == b"first"
+        manager.upload.value = b"second"  # another file: saved under the last name for now...
+        manager.upload.filename = "week2.mp4"  # ...then under its own; the first copy is removed
+        assert manager._upload_path.name == "week2.mp4" and manager._upload_path.read_bytes() == b"second"
+        assert saved() == ["week1.m4a", "week2.mp4"]
+        manager.upload.param.update(value=b"third", filename="week3.webm")  # panel serve: together
+        assert manager._upload_path.name == "week3.webm" and saved() == [
+            "week1.m4a",
+            "week2.mp4",
+            "week3.webm",
+        ]
+        assert "week3.webm" in manager.upload_note.object
+
+
 def test_manager_actions_update_the_catalog(settings):
     """The manager's buttons do what they say (drained synchronously, no browser)."""
     from vidrag_dashboards.app import AppState

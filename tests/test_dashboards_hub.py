@@ -12,6 +12,7 @@ ingest and its retry, ask, play a citation and a transcript line, delete). Scree
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from hub_config.seed import seed
 from tests.support.browser import SMALL_CHUNKS, Shots, ask, clock, stylesheet_links, workbench_session
 from tests.support.hub import Hub, hub_env
+from tests.support.speech import ffmpeg
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
 
@@ -114,5 +116,26 @@ def test_a_whole_workbench_session_in_voila(hub, browser, media_server):
     page, shot, errors = _log_in(browser, hub, "instructor", "hub-session")
     with shot.on_failure():
         workbench_session(page, shot, media_server)
+    assert not errors, errors
+    page.close()
+
+
+def test_a_large_upload_reaches_the_voila_dashboard(hub, browser, media_server, tmp_path):
+    """A ~11 MB file is a ~14 MB websocket message: over Jupyter's default limit (10 MiB),
+    which hub_config raises for the users' servers."""
+    big = tmp_path / "lecture-48k.wav"
+    subprocess.run(
+        [ffmpeg(), "-y", "-loglevel", "error", "-i", str(media_server.root / "lecture.m4a")]
+        + ["-ar", "48000", "-ac", "2", str(big)],
+        check=True,
+    )
+    assert big.stat().st_size > 10 * 2**20 * 3 / 4
+    page, shot, errors = _log_in(browser, hub, "instructor", "hub-upload")
+    with shot.on_failure():
+        page.locator(".bk-tab", has_text="Collections").click()
+        page.locator("input[type=file]").set_input_files(str(big))
+        page.get_by_text("Uploaded lecture-48k.wav", exact=False).wait_for(timeout=120_000)
+        page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for(timeout=60_000)
+        shot("uploaded")
     assert not errors, errors
     page.close()

@@ -17,6 +17,7 @@ the session's UI queue (see ``background``).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,12 @@ from .background import Throttle, run_in_background
 from .format import clock, error_text, esc
 from .state import AppState
 from .transcript import TranscriptView
-from .uploads import save_upload
+from .uploads import MAX_UPLOAD_MB, safe_filename, save_upload
+
+UPLOAD_HINT = (
+    f"<small>…or upload a file (up to {MAX_UPLOAD_MB} MB; for a longer lecture paste its URL, "
+    "or run <code>vidrag ingest FILE</code> in a terminal)</small>"
+)
 
 CAPTION_CHOICES = {
     "auto: published captions if hand-made, else speech recognition": "auto",
@@ -102,6 +108,7 @@ class CollectionManager(pn.viewable.Viewer):
         self._plan_source: str | None = None
         self._plan_key: tuple | None = None
         self._upload_path: Path | None = None
+        self._upload_fresh = False  # saved under a name that a following filename event may correct
         self._lines: dict[str, IngestLine] = {}
         self._confirm_action = None
 
@@ -154,7 +161,7 @@ class CollectionManager(pn.viewable.Viewer):
         self.upload = pn.widgets.FileInput(
             accept=".mp4,.m4v,.webm,.mkv,.mov,.m4a,.mp3,.wav,.ogg,.opus,.flac", sizing_mode="stretch_width"
         )
-        self.upload_note = pn.pane.HTML("<small>…or upload a file</small>", sizing_mode="stretch_width")
+        self.upload_note = pn.pane.HTML(UPLOAD_HINT, sizing_mode="stretch_width")
         self.captions = pn.widgets.Select(
             name="Transcript from",
             options=CAPTION_CHOICES,
@@ -275,7 +282,7 @@ class CollectionManager(pn.viewable.Viewer):
         self.delete_collection_button.on_click(lambda e: self._guard(self._ask_delete_collection))
         self.confirm_button.on_click(lambda e: self._guard(self._confirmed))
         self.cancel_button.on_click(lambda e: self._hide_confirm())
-        self.upload.param.watch(self._uploaded, "value")
+        self.upload.param.watch(self._uploaded, ["value", "filename"])
         self.source.param.watch(self._source_typed, "value_input")
         self.source.param.watch(lambda e: self._guard(self._plan), "enter_pressed")
         self.plan_button.on_click(lambda e: self._guard(self._plan))
@@ -496,17 +503,45 @@ class CollectionManager(pn.viewable.Viewer):
     def _source_typed(self, event) -> None:
         if event.new and self._upload_path is not None:
             self._upload_path = None
-            self.upload_note.object = "<small>…or upload a file</small>"
+            self.upload_note.object = UPLOAD_HINT
         self.ingest_button.disabled = True
 
-    def _uploaded(self, event) -> None:
-        if not event.new:
+    def _uploaded(self, *events) -> None:
+        """Save a file the browser sent, then plan it.
+
+        Served by ``panel serve`` a file's bytes and name come together; in a notebook or
+        Voila (jupyter_bokeh) they come one after the other, bytes first, and the name only
+        if it changed. So bytes with a name already known are saved and planned at once, and
+        a name that follows is saved again under that name (the first copy, never ingested,
+        is removed); the extension decides how the file is read.
+        """
+        changed = {e.name for e in events}
+        data, name = self.upload.value, self.upload.filename
+        if not data:
             return
-        path = save_upload(Path(self.wb.settings.home), self.upload.filename or "upload", event.new)
+        if len(data) > MAX_UPLOAD_MB * 1e6:
+            self.say(
+                f"{name or 'The file'} is {len(data) / 1e6:.0f} MB; uploads are limited to "
+                f"{MAX_UPLOAD_MB} MB. Paste the lecture's URL instead, or run `vidrag ingest FILE` "
+                "in a terminal.",
+                "danger",
+            )
+            return
+        if "value" not in changed and self._upload_path is not None:  # a name for bytes already here
+            if self._upload_fresh:
+                shutil.rmtree(self._upload_path.parent, ignore_errors=True)  # the copy under the old name
+            elif self._upload_path.name == safe_filename(name or ""):
+                return
+        if not name:
+            self.upload_note.object = "<small>Receiving the file…</small>"
+            self._upload_path, self._upload_fresh = None, False
+            return
+        path = save_upload(Path(self.wb.settings.home), name, data)
         self._upload_path = path
+        self._upload_fresh = changed == {"value"}
         self.source.value = ""
         self.upload_note.object = (
-            f"<small>Uploaded <strong>{esc(path.name)}</strong> ({len(event.new) / 1e6:.1f} MB).</small>"
+            f"<small>Uploaded <strong>{esc(path.name)}</strong> ({len(data) / 1e6:.1f} MB).</small>"
         )
         self.ingest_button.disabled = True
         self._plan()
@@ -528,10 +563,14 @@ class CollectionManager(pn.viewable.Viewer):
         self.ingest_button.disabled = True
 
         def done(items):
+            if self._current_source() != source:
+                return  # the source changed meanwhile: its own plan is on its way
             self.plan_button.disabled = False
             self._show_plan(source, captions, items)
 
         def failed(exc):
+            if self._current_source() != source:
+                return
             self.plan_button.disabled = False
             self.plan_view.object = f'<div class="vidrag-plan-error"><strong>Cannot add this:</strong> {esc(error_text(exc))}</div>'
 

@@ -7,6 +7,10 @@ import uuid
 from pathlib import Path
 
 UPLOADS_DIR = "uploads"
+#: The largest upload the dashboards accept. The browser sends a file as one websocket
+#: message, so servers must allow ~4/3 of it: hub_config raises Jupyter's limit for the
+#: Voila dashboards, ``panel serve`` needs ``--websocket-max-message-size`` (README).
+MAX_UPLOAD_MB = 200
 
 
 def safe_filename(name: str) -> str:
