@@ -8,6 +8,8 @@ import re
 import time
 from pathlib import Path
 
+from playwright.sync_api import expect
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "dashboards"
 CHROMIUM = "/usr/bin/chromium"
@@ -87,6 +89,25 @@ def stylesheet_links(page, host: str) -> list[str]:
     )
 
 
+def player_position(player, *, src: str = "", timeout: float = 30.0) -> float:
+    """Where the ``<video>`` of ``player`` (a locator) is, once its source ends with ``src``,
+    its metadata has loaded and it has left 0: the first such reading.
+
+    The locator is looked up afresh on each try (polling every 0.1 s): a new source builds a
+    new element, so a handle taken at the click could be the one it replaces."""
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        try:
+            state = player.evaluate("v => [v.src, v.readyState, v.currentTime]", timeout=1_000)
+        except Exception:  # not rendered yet, or replaced while we looked
+            state = None
+        if state and state[0].endswith(src) and state[1] >= 1 and state[2] > 0:
+            return state[2]
+        time.sleep(0.1)
+    raise AssertionError(f"the player never started on …{src}: [src, readyState, currentTime] = {state}")
+
+
 def clock(text: str) -> float:
     """Seconds from the last ``m:ss`` of a label such as ``1:05``."""
     m, s = text.split(":")[-2:]
@@ -104,7 +125,10 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     # 1. create a collection
     page.locator(".bk-tab", has_text="Collections").click()
     page.get_by_role("button", name="New collection").click()  # the form held the selected one
-    page.get_by_label("Name", exact=True).fill("Algorithms")
+    name = page.get_by_label("Name", exact=True)
+    # the kernel empties the form; typing before that lands would be overwritten by it
+    expect(name).to_have_value("")
+    name.fill("Algorithms")
     page.get_by_label("Instructor").fill("Ada Lovelace")
     page.get_by_label("Tags (comma separated)").fill("cs, week1")
     page.get_by_role("button", name="Create collection").click()
@@ -168,13 +192,8 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     start = clock(re.search(r"(\d+:\d\d)–", label).group(1))
     chip.click()
     player = page.locator(".vidrag-player-chat video")
-    player.wait_for()
-    page.wait_for_function(
-        "el => el.readyState >= 1 && el.currentTime > 0", arg=player.element_handle(), timeout=20_000
-    )
-    now = player.evaluate("v => v.currentTime")
+    now = player_position(player, src=media_server.url("lecture.mp4"))
     assert start - 1 <= now <= start + 4, (label, now)
-    assert player.evaluate("v => v.src") == media_server.url("lecture.mp4")
     shot("citation-playing")
 
     # 5. a transcript line plays the video from that line
@@ -186,10 +205,9 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     line.wait_for()
     line_start = clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
     line.click()
-    tplayer = page.locator(".vidrag-player-transcript video")
-    tplayer.wait_for()
-    page.wait_for_function("el => el.readyState >= 1 && el.currentTime > 0", arg=tplayer.element_handle())
-    now = tplayer.evaluate("v => v.currentTime")
+    now = player_position(
+        page.locator(".vidrag-player-transcript video"), src=media_server.url("lecture.mp4")
+    )
     assert line_start - 1 <= now <= line_start + 4, (line_start, now)
     shot("transcript-playing")
 
