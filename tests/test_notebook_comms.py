@@ -94,7 +94,7 @@ def test_panels_stylesheets_go_out_inline_not_from_the_cdn(monkeypatch):
             if isinstance(sheet, ImportedStyleSheet) and "cdn.holoviz.org" in sheet.url
         ]
 
-    layout = pn.Column(pn.widgets.Button(name="Ask"))
+    layout = pn.Column(pn.widgets.Button(label="Ask"))
     root = layout.get_root(doc=Document())
     assert from_cdn(root)  # what the stock widget would send
     widget = notebook_comms.widget_class()(root, combine_events=True)

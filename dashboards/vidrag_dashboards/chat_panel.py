@@ -87,8 +87,8 @@ class Turn(pn.viewable.Viewer):
         chips = []
         for c in citations:
             chip = pn.widgets.Button(
-                name=f"[{c.n}] {c.title} · {span(c.start, c.end)}",
-                button_type="light",
+                label=f"[{c.n}] {c.title} · {span(c.start, c.end)}",
+                color="light",
                 css_classes=["vidrag-citation"],
                 margin=(2, 4),
             )
@@ -117,9 +117,9 @@ class ChatPanel(pn.viewable.Viewer):
 
         self.banner = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
         self.status = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        self.scope = pn.widgets.Select(name="Ask", options={}, sizing_mode="stretch_width")
+        self.scope = pn.widgets.Select(label="Ask", options={}, sizing_mode="stretch_width")
         self.videos = pn.widgets.MultiChoice(
-            name="…or only these videos",
+            label="…or only these videos",
             options={},
             sizing_mode="stretch_width",
             placeholder="all videos of the scope",
@@ -136,28 +136,28 @@ class ChatPanel(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             css_classes=["vidrag-question-input"],
         )
-        self.ask_button = pn.widgets.Button(name="Ask", button_type="primary", width=80)
+        self.ask_button = pn.widgets.Button(label="Ask", color="primary", width=80)
         self.player = Player(self.wb, name="chat")
 
         self.conversations = pn.widgets.Select(
-            name="Conversations", options={}, size=8, sizing_mode="stretch_width"
+            label="Conversations", options={}, size=8, sizing_mode="stretch_width"
         )
-        self.new_button = pn.widgets.Button(name="New conversation", button_type="primary")
+        self.new_button = pn.widgets.Button(label="New conversation", color="primary")
         self.rename_input = pn.widgets.TextInput(placeholder="New title", sizing_mode="stretch_width")
-        self.rename_button = pn.widgets.Button(name="Rename")
-        self.delete_button = pn.widgets.Button(name="Delete", button_type="danger")
-        self.confirm_delete = pn.widgets.Button(name="Really delete", button_type="danger", visible=False)
+        self.rename_button = pn.widgets.Button(label="Rename")
+        self.delete_button = pn.widgets.Button(label="Delete", color="danger")
+        self.confirm_delete = pn.widgets.Button(label="Really delete", color="danger", visible=False)
         self.export_md = pn.widgets.FileDownload(
             callback=lambda: self._export("markdown"),
             filename="conversation.md",
             label="Markdown",
-            button_type="light",
+            color="light",
         )
         self.export_nb = pn.widgets.FileDownload(
             callback=lambda: self._export("ipynb"),
             filename="conversation.ipynb",
             label="Notebook",
-            button_type="light",
+            color="light",
         )
         self.conversation_title = pn.pane.Markdown("#### New conversation", sizing_mode="stretch_width")
 

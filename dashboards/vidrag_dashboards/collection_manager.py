@@ -114,9 +114,9 @@ class CollectionManager(pn.viewable.Viewer):
 
         # -- collections ----------------------------------------------------------------
         self.status = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
-        self.picker = pn.widgets.Select(name="Collection", options={}, sizing_mode="stretch_width")
+        self.picker = pn.widgets.Select(label="Collection", options={}, sizing_mode="stretch_width")
         self.search = pn.widgets.TextInput(
-            name="Search collections",
+            label="Search collections",
             placeholder="name, instructor, subject, semester, tag…",
             sizing_mode="stretch_width",
         )
@@ -131,19 +131,19 @@ class CollectionManager(pn.viewable.Viewer):
             hidden_columns=["id"],
             css_classes=["vidrag-collections"],
         )
-        self.f_name = pn.widgets.TextInput(name="Name", sizing_mode="stretch_width")
-        self.f_description = pn.widgets.TextInput(name="Description", sizing_mode="stretch_width")
-        self.f_instructor = pn.widgets.TextInput(name="Instructor", sizing_mode="stretch_width")
-        self.f_subject = pn.widgets.TextInput(name="Subject", sizing_mode="stretch_width")
-        self.f_semester = pn.widgets.TextInput(name="Semester", sizing_mode="stretch_width")
-        self.f_tags = pn.widgets.TextInput(name="Tags (comma separated)", sizing_mode="stretch_width")
-        self.new_button = pn.widgets.Button(name="New collection", button_type="default")
-        self.create_button = pn.widgets.Button(name="Create collection", button_type="primary")
-        self.save_button = pn.widgets.Button(name="Save changes", button_type="default")
-        self.delete_collection_button = pn.widgets.Button(name="Delete collection", button_type="danger")
+        self.f_name = pn.widgets.TextInput(label="Name", sizing_mode="stretch_width")
+        self.f_description = pn.widgets.TextInput(label="Description", sizing_mode="stretch_width")
+        self.f_instructor = pn.widgets.TextInput(label="Instructor", sizing_mode="stretch_width")
+        self.f_subject = pn.widgets.TextInput(label="Subject", sizing_mode="stretch_width")
+        self.f_semester = pn.widgets.TextInput(label="Semester", sizing_mode="stretch_width")
+        self.f_tags = pn.widgets.TextInput(label="Tags (comma separated)", sizing_mode="stretch_width")
+        self.new_button = pn.widgets.Button(label="New collection", color="default")
+        self.create_button = pn.widgets.Button(label="Create collection", color="primary")
+        self.save_button = pn.widgets.Button(label="Save changes", color="default")
+        self.delete_collection_button = pn.widgets.Button(label="Delete collection", color="danger")
         self.confirm_text = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.confirm_button = pn.widgets.Button(name="Confirm", button_type="danger")
-        self.cancel_button = pn.widgets.Button(name="Cancel")
+        self.confirm_button = pn.widgets.Button(label="Confirm", color="danger")
+        self.cancel_button = pn.widgets.Button(label="Cancel")
         self.confirm_row = pn.Column(
             self.confirm_text,
             pn.Row(self.confirm_button, self.cancel_button),
@@ -154,7 +154,7 @@ class CollectionManager(pn.viewable.Viewer):
 
         # -- add videos -------------------------------------------------------------------
         self.source = pn.widgets.TextInput(
-            name="Video, playlist or channel URL",
+            label="Video, playlist or channel URL",
             placeholder="https://www.youtube.com/watch?v=…",
             sizing_mode="stretch_width",
         )
@@ -163,13 +163,13 @@ class CollectionManager(pn.viewable.Viewer):
         )
         self.upload_note = pn.pane.HTML(UPLOAD_HINT, sizing_mode="stretch_width")
         self.captions = pn.widgets.Select(
-            name="Transcript from",
+            label="Transcript from",
             options=CAPTION_CHOICES,
             value=self.wb.settings.captions,
             sizing_mode="stretch_width",
         )
-        self.plan_button = pn.widgets.Button(name="Check", button_type="primary")
-        self.ingest_button = pn.widgets.Button(name="Ingest", button_type="success", disabled=True)
+        self.plan_button = pn.widgets.Button(label="Check", color="primary")
+        self.ingest_button = pn.widgets.Button(label="Ingest", color="success", disabled=True)
         self.plan_view = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["vidrag-plan"])
         self.progress = pn.Column(sizing_mode="stretch_width", css_classes=["vidrag-progress-list"])
 
@@ -185,12 +185,12 @@ class CollectionManager(pn.viewable.Viewer):
             hidden_columns=["id"],
             css_classes=["vidrag-failed-jobs"],
         )
-        self.retry_button = pn.widgets.Button(name="Retry", button_type="warning", disabled=True)
+        self.retry_button = pn.widgets.Button(label="Retry", color="warning", disabled=True)
         self.jobs_note = pn.pane.HTML("", sizing_mode="stretch_width")
 
         # -- videos -----------------------------------------------------------------------
         self.video_search = pn.widgets.TextInput(
-            name="Filter videos", placeholder="title or tag", sizing_mode="stretch_width"
+            label="Filter videos", placeholder="title or tag", sizing_mode="stretch_width"
         )
         self.videos_table = pn.widgets.Tabulator(
             pd.DataFrame(),
@@ -203,15 +203,15 @@ class CollectionManager(pn.viewable.Viewer):
             hidden_columns=["id"],
             css_classes=["vidrag-videos"],
         )
-        self.delete_videos_button = pn.widgets.Button(name="Delete selected", button_type="danger")
+        self.delete_videos_button = pn.widgets.Button(label="Delete selected", color="danger")
         self.tags_input = pn.widgets.TextInput(
-            name="Tags for selected", placeholder="week1, exam", sizing_mode="stretch_width"
+            label="Tags for selected", placeholder="week1, exam", sizing_mode="stretch_width"
         )
-        self.tags_button = pn.widgets.Button(name="Set tags")
-        self.target = pn.widgets.Select(name="Other collection", options={}, sizing_mode="stretch_width")
-        self.move_button = pn.widgets.Button(name="Move there")
-        self.add_to_button = pn.widgets.Button(name="Add there too")
-        self.transcript_button = pn.widgets.Button(name="Transcript", button_type="primary")
+        self.tags_button = pn.widgets.Button(label="Set tags")
+        self.target = pn.widgets.Select(label="Other collection", options={}, sizing_mode="stretch_width")
+        self.move_button = pn.widgets.Button(label="Move there")
+        self.add_to_button = pn.widgets.Button(label="Add there too")
+        self.transcript_button = pn.widgets.Button(label="Transcript", color="primary")
         self.transcript = TranscriptView(self.wb)
 
         self._wire()
@@ -606,7 +606,7 @@ class CollectionManager(pn.viewable.Viewer):
             + "".join(rows)
             + "</tbody></table></div>"
         )
-        self.ingest_button.name = f"Ingest {len(items)} video(s)"
+        self.ingest_button.label = f"Ingest {len(items)} video(s)"
         self.ingest_button.disabled = not items
 
     def _line(self, event) -> IngestLine:
