@@ -13,6 +13,7 @@ Sections: addresses and hub state, login, servers (spawner and landing page), gr
 roles, services (the idle culler; the vidrag service's plumbing).
 """
 
+import json
 import os
 import secrets
 import sys
@@ -153,9 +154,12 @@ c.Spawner.env_keep.extend(kernel_setting_names())
 c.Spawner.http_timeout = 120
 c.Spawner.start_timeout = 180
 # A file uploaded in the Voila dashboard reaches the kernel as one websocket message
-# (base64); Jupyter's default limit of 10 MiB would cut the upload limit to ~7 MB. Room
-# for vidrag_dashboards.uploads.MAX_UPLOAD_MB (200) plus the encoding.
-c.Spawner.args = ['--ServerApp.tornado_settings={"websocket_max_message_size": 300000000}']
+# (base64); Jupyter's default limit of 10 MiB would cut the upload limit to ~7 MB. The
+# single-user image installs hub_config/docker/jupyter_server_config.json, which raises
+# it; servers started from elsewhere get the same setting on their command line.
+_server_config = json.loads((REPO_ROOT / "hub_config/docker/jupyter_server_config.json").read_text())
+_tornado = json.dumps(_server_config["ServerApp"]["tornado_settings"])
+c.Spawner.args = [f"--ServerApp.tornado_settings={_tornado}"]
 
 if opts.spawner == "local":
     # Servers run as the hub's own user, from the hub's Python, one folder per user.

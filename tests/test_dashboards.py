@@ -227,6 +227,7 @@ class PanelServer:
         apps = [str(p) for p in sorted((DASHBOARDS / "apps").glob("*.py"))]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "panel", "serve", *apps, "--plugins", "vidrag_dashboards.media",
+             "--websocket-max-message-size", "300000000",
              "--address", "127.0.0.1", "--port", str(self.port),
              "--allow-websocket-origin", f"127.0.0.1:{self.port}", "--liveness"],
             cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,

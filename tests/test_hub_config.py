@@ -5,6 +5,7 @@ refusal to start on a non-loopback address, with the real ``jupyterhub`` command
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from traitlets.config import Config, PyFileConfigLoader
 
 from hub_config import CONFIG_FILE
-from hub_config.options import VidragHubOptions, is_loopback
+from hub_config.options import REPO_ROOT, VidragHubOptions, is_loopback
 from hub_config.spawning import kernel_setting_names, landing_path, refresh_dashboards, safe_dirname
 from tests.support.hub import hub_env
 from vidrag_kernel import hubenv
@@ -182,6 +183,21 @@ def test_docker_spawner_config(monkeypatch, tmp_path):
     assert c.DockerSpawner.volumes["vidrag-shared"] == {"bind": "/srv/vidrag/shared", "mode": "ro"}
     assert c.DockerSpawner.mem_limit == "4G" and c.DockerSpawner.cpu_limit == 2.0
     assert c.DockerSpawner.environment["VIDRAG_USER"] == "{username}"
+
+
+def test_servers_take_uploads_up_to_the_dashboards_limit(monkeypatch, tmp_path):
+    """Jupyter's websocket limit leaves room for the biggest upload, base64-encoded, in the
+    single-user image's config and on a local server's command line alike."""
+    from vidrag_dashboards.uploads import MAX_UPLOAD_MB
+
+    image = json.loads((REPO_ROOT / "hub_config/docker/jupyter_server_config.json").read_text())
+    limit = image["ServerApp"]["tornado_settings"]["websocket_max_message_size"]
+    assert limit >= MAX_UPLOAD_MB * 1e6 * 4 / 3 + 1e6
+    dockerfile = (REPO_ROOT / "hub_config/docker/Dockerfile").read_text()
+    assert "hub_config/docker/jupyter_server_config.json /etc/jupyter/jupyter_server_config.d/" in dockerfile
+    c = load_config(monkeypatch, tmp_path, VIDRAG_DEMO_PASSWORD="long-enough-password")
+    (arg,) = [a for a in c.Spawner.args if a.startswith("--ServerApp.tornado_settings=")]
+    assert json.loads(arg.split("=", 1)[1]) == {"websocket_max_message_size": limit}
 
 
 def test_servers_get_the_kernel_settings():
