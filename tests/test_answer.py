@@ -269,7 +269,10 @@ def test_cli_ask_json_conversations_and_export(ingested, llm, tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert {"answer", "citations", "mode", "model", "usage", "latency_ms", "conversation_id"} <= set(out)
-    assert out["mode"] == "llm" and out["citations"] and "guillotine" in out["answer"].lower()
+    assert out["mode"] == "llm" and "[1]" in out["answer"]
+    # the fake LLM quotes its sources' first sentences, which move with tiny.en's chunking:
+    # the cited passage is what must hold the answer
+    assert "guillotine" in out["citations"][0]["text"].lower(), out["citations"]
     assert {"n", "video_id", "title", "url", "start", "end", "score", "text", "link"} <= set(
         out["citations"][0]
     )
