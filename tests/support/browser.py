@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,7 +101,7 @@ def player_position(player, *, src: str = "", timeout: float = 30.0) -> float:
     while time.monotonic() < deadline:
         try:
             state = player.evaluate("v => [v.src, v.readyState, v.currentTime]", timeout=1_000)
-        except Exception:  # not rendered yet, or replaced while we looked
+        except PlaywrightError:  # not rendered yet, or replaced while we looked
             state = None
         if state and state[0].endswith(src) and state[1] >= 1 and state[2] > 0:
             return state[2]
