@@ -8,7 +8,10 @@
 - ``seed``: ingest the sample lecture into each demo user's "Sample course".
 """
 
-#: The configuration file to pass to ``jupyterhub -f``.
 from pathlib import Path
 
+#: The configuration file to pass to ``jupyterhub -f``.
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
+#: Jupyter Server settings of users' servers (the websocket limit uploads need); the
+#: single-user image installs it, ``jupyterhub_config.py`` passes it to local servers.
+SERVER_CONFIG_FILE = Path(__file__).parent / "docker" / "jupyter_server_config.json"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from traitlets.config import LazyConfigValue
 
+from hub_config import SERVER_CONFIG_FILE
 from hub_config.options import REPO_ROOT, VidragHubOptions, is_loopback
 from hub_config.spawning import kernel_setting_names, landing_path, local_pre_spawn_hook
 
@@ -157,7 +158,7 @@ c.Spawner.start_timeout = 180
 # (base64); Jupyter's default limit of 10 MiB would cut the upload limit to ~7 MB. The
 # single-user image installs hub_config/docker/jupyter_server_config.json, which raises
 # it; servers started from elsewhere get the same setting on their command line.
-_server_config = json.loads((REPO_ROOT / "hub_config/docker/jupyter_server_config.json").read_text())
+_server_config = json.loads(SERVER_CONFIG_FILE.read_text())
 _tornado = json.dumps(_server_config["ServerApp"]["tornado_settings"])
 c.Spawner.args = [f"--ServerApp.tornado_settings={_tornado}"]
 

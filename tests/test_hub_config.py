@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config, PyFileConfigLoader
 
-from hub_config import CONFIG_FILE
-from hub_config.options import REPO_ROOT, VidragHubOptions, is_loopback
+from hub_config import CONFIG_FILE, SERVER_CONFIG_FILE
+from hub_config.options import VidragHubOptions, is_loopback
 from hub_config.spawning import kernel_setting_names, landing_path, refresh_dashboards, safe_dirname
 from tests.support.hub import hub_env
 from vidrag_kernel import hubenv
@@ -190,10 +190,10 @@ def test_servers_take_uploads_up_to_the_dashboards_limit(monkeypatch, tmp_path):
     single-user image's config and on a local server's command line alike."""
     from vidrag_dashboards.uploads import MAX_UPLOAD_MB
 
-    image = json.loads((REPO_ROOT / "hub_config/docker/jupyter_server_config.json").read_text())
+    image = json.loads(SERVER_CONFIG_FILE.read_text())
     limit = image["ServerApp"]["tornado_settings"]["websocket_max_message_size"]
     assert limit >= MAX_UPLOAD_MB * 1e6 * 4 / 3 + 1e6
-    dockerfile = (REPO_ROOT / "hub_config/docker/Dockerfile").read_text()
+    dockerfile = SERVER_CONFIG_FILE.with_name("Dockerfile").read_text()
     assert "hub_config/docker/jupyter_server_config.json /etc/jupyter/jupyter_server_config.d/" in dockerfile
     c = load_config(monkeypatch, tmp_path, VIDRAG_DEMO_PASSWORD="long-enough-password")
     (arg,) = [a for a in c.Spawner.args if a.startswith("--ServerApp.tornado_settings=")]
