@@ -10,7 +10,7 @@ from .errors import VidragError
 from .settings import Settings
 
 __version__ = "0.1.0"
-__all__ = ["Settings", "VidragError", "Workbench", "__version__"]
+__all__ = ["Settings", "VidragError", "Workbench", "__version__", "deep_link", "format_time", "youtube_id"]
 
 
 def __getattr__(name: str):
@@ -19,4 +19,9 @@ def __getattr__(name: str):
         from .workbench import Workbench
 
         return Workbench
+    if name in ("deep_link", "format_time", "youtube_id"):
+        # the public display helpers (the dashboards and notebooks use these, not the modules)
+        from . import links
+
+        return getattr(links, name)
     raise AttributeError(name)

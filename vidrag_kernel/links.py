@@ -28,9 +28,11 @@ def deep_link(url: str, seconds: float, *, source_key: str | None = None) -> str
     return urlunsplit(parts._replace(fragment=f"t={t}"))
 
 
-def format_time(seconds: float) -> str:
-    """``1:02:03`` or ``2:03`` for display."""
-    s = max(0, int(round(seconds)))
+def format_time(seconds: float | None, unknown: str = "—") -> str:
+    """``1:02:03`` or ``2:03`` for display; ``unknown`` (an em dash) when there is no figure."""
+    if seconds is None:
+        return unknown
+    s = max(0, int(round(float(seconds))))
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
