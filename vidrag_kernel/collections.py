@@ -51,6 +51,13 @@ def _clean_meta(meta: dict) -> dict:
     return out
 
 
+def _quote(text: str) -> str:
+    """``text`` as one shell word, for commands printed in messages."""
+    import shlex
+
+    return shlex.quote(text)
+
+
 def _name(name: str) -> str:
     name = (name or "").strip()
     if not name:
@@ -66,28 +73,42 @@ class Collections:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._catalog = ctx.catalog
+        self._access = ctx.access
         self.owner = ctx.owner
 
     # -- lookups used across the kernel -------------------------------------------------
-    def resolve(self, session: Session, ref: str | None) -> Collection:
-        """The collection named or identified by ``ref`` (None = the default collection)."""
-        if ref is None:
-            return self._default(session)
-        row = session.scalar(select(Collection).where(Collection.owner == self.owner, Collection.id == ref))
-        if row is None:
-            row = session.scalar(
-                select(Collection).where(Collection.owner == self.owner, Collection.name == ref)
-            )
-        if row is None:
-            raise NotFound(f"No collection named {ref!r}")
+    def resolve(self, session: Session, ref: str | None, action: str = "read") -> Collection:
+        """The collection named or identified by ``ref`` (None = the user's default
+        collection), checked with the access policy for ``action`` (read, edit, manage).
+
+        A name matches the user's own collection first, then one shared with them; two
+        shared collections of the same name need their id.
+        """
+        row = self._default(session) if ref is None else self._find(session, ref)
+        self._access.require(session, row, action)
         return row
 
+    def _find(self, session: Session, ref: str) -> Collection:
+        visible = self._access.visible()
+        row = session.scalar(select(Collection).where(visible, Collection.id == ref))
+        if row is not None:
+            return row
+        rows = list(session.scalars(select(Collection).where(visible, Collection.name == ref)))
+        own = [r for r in rows if r.owner == self.owner]
+        if own or len(rows) == 1:
+            return (own or rows)[0]
+        if rows:
+            ids = ", ".join(f"{r.id} (owner {r.owner})" for r in rows)
+            raise Conflict(f"Several collections shared with you are called {ref!r}: use an id ({ids})")
+        raise NotFound(
+            f"No collection named {ref!r}. Create it with: vidrag collections create {_quote(ref)}"
+        )
+
     def _default(self, session: Session) -> Collection:
-        row = session.scalar(select(Collection).where(Collection.owner == self.owner, Collection.is_default))
+        mine = Collection.owner == self.owner
+        row = session.scalar(select(Collection).where(mine, Collection.is_default))
         if row is None:
-            row = session.scalar(
-                select(Collection).where(Collection.owner == self.owner, Collection.name == DEFAULT_NAME)
-            )
+            row = session.scalar(select(Collection).where(mine, Collection.name == DEFAULT_NAME))
         if row is None:
             row = Collection(
                 owner=self.owner, name=DEFAULT_NAME, description="Videos not in a course yet", meta={}
@@ -116,6 +137,7 @@ class Collections:
             is_default=row.is_default,
             video_count=int(count),
             total_duration=float(total or 0.0),
+            role=self._access.role(session, row) or "none",
             created_at=row.created_at,
         )
 
@@ -127,11 +149,10 @@ class Collections:
         if unknown:
             raise InvalidInput(f"Unknown collection fields: {', '.join(sorted(unknown))}")
         with self._catalog.session() as s:
-            if s.scalar(select(Collection).where(Collection.owner == self.owner, Collection.name == name)):
+            owner = self._access.creator()
+            if s.scalar(select(Collection).where(Collection.owner == owner, Collection.name == name)):
                 raise Conflict(f"A collection named {name!r} already exists")
-            row = Collection(
-                owner=self.owner, name=name, description=description or "", meta=_clean_meta(meta)
-            )
+            row = Collection(owner=owner, name=name, description=description or "", meta=_clean_meta(meta))
             row.is_default = False
             s.add(row)
             s.flush()
@@ -153,9 +174,7 @@ class Collections:
         """The user's collections, optionally filtered by a substring of name, metadata or tags."""
         with self._catalog.session() as s:
             self._default(s)
-            rows = s.scalars(
-                select(Collection).where(Collection.owner == self.owner).order_by(Collection.name)
-            )
+            rows = s.scalars(select(Collection).where(self._access.visible()).order_by(Collection.name))
             infos = [self.info(s, r) for r in rows]
         if search:
             needle = search.lower()
@@ -177,12 +196,13 @@ class Collections:
         if unknown:
             raise InvalidInput(f"Unknown collection fields: {', '.join(sorted(unknown))}")
         with self._catalog.session() as s:
-            row = self.resolve(s, ref)
+            # renaming is the owner's; editors change description and metadata
+            row = self.resolve(s, ref, "manage" if name is not None else "edit")
             if name is not None:
                 name = _name(name)
                 clash = s.scalar(
                     select(Collection).where(
-                        Collection.owner == self.owner, Collection.name == name, Collection.id != row.id
+                        Collection.owner == row.owner, Collection.name == name, Collection.id != row.id
                     )
                 )
                 if clash:
@@ -205,7 +225,7 @@ class Collections:
         from .videos import purge_videos
 
         with self._catalog.session() as s:
-            row = self.resolve(s, ref)
+            row = self.resolve(s, ref, "manage")
             collection_id = row.id
             video_ids = [link.video_id for link in row.links]
             orphans = [

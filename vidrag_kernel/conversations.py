@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from .answer.types import Answer, Citation
 from .catalog import Citation as CitationRow
-from .catalog import Collection, CollectionVideo, Conversation, Message, Video
+from .catalog import Collection, Conversation, Message, Video
 from .catalog.models import utcnow
 from .context import Context
 from .errors import InvalidInput, NotFound
@@ -131,8 +131,10 @@ class Conversations:
 
     # -- lookups ---------------------------------------------------------------------------
     def _row(self, s, conversation_id: str) -> Conversation:
-        row = s.get(Conversation, conversation_id)
-        if row is None or row.owner != self._ctx.owner:
+        row = s.scalar(
+            select(Conversation).where(Conversation.id == conversation_id, self._ctx.access.own_conversations())
+        )
+        if row is None:
             raise NotFound(f"No conversation with id {conversation_id!r}")
         return row
 
@@ -159,7 +161,7 @@ class Conversations:
     def list(self, collection: str | None = None) -> list[ConversationInfo]:
         """The user's conversations, most recently active first (optionally of one collection)."""
         with self._ctx.catalog.session() as s:
-            q = select(Conversation).where(Conversation.owner == self._ctx.owner)
+            q = select(Conversation).where(self._ctx.access.own_conversations())
             if collection is not None:
                 q = q.where(Conversation.collection_id == self._collections.resolve(s, collection).id)
             rows = s.scalars(q.order_by(Conversation.updated_at.desc(), Conversation.created_at.desc()))
@@ -186,10 +188,9 @@ class Conversations:
                 video_ids = list(dict.fromkeys(videos))
                 found = set(
                     s.scalars(
-                        select(Video.id)
-                        .join(CollectionVideo, CollectionVideo.video_id == Video.id)
-                        .join(Collection, Collection.id == CollectionVideo.collection_id)
-                        .where(Video.id.in_(video_ids), Collection.owner == self._ctx.owner)
+                        select(Video.id).where(
+                            Video.id.in_(video_ids), self._ctx.access.visible_video(Video.id)
+                        )
                     )
                 )
                 unknown = [v for v in video_ids if v not in found]

@@ -1,6 +1,7 @@
-"""The ingest pipeline: fetch → transcribe (or captions) → chunk → embed → index.
+"""The ingest orchestrator: plans sources and runs the stages of ``vidrag_kernel.stages``
+(fetch → transcribe or captions → chunk → embed → commit) for each video.
 
-Each video gets an ``IngestJob`` row that records its state and per-stage timings, so a
+The stages are plain functions; this module adds the bookkeeping around them. Each video gets an ``IngestJob`` row that records its state and per-stage timings, so a
 failure is visible and retryable. The order of writes keeps a collection consistent if a
 run dies at any point: segments and chunks are stored while the video is still
 ``pending``, the index gets a new generation atomically, and only then is the video
@@ -10,21 +11,26 @@ source is idempotent because chunk ids are derived from (video, chunk index).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
-from .catalog import Chunk, CollectionVideo, IngestJob, Video, chunk_uuid, vector_id
-from .catalog import Segment as SegmentRow
+from . import stages
+from .catalog import CollectionVideo, IngestJob, Video
 from .context import Context
-from .errors import InvalidInput, VidragError
-from .progress import ProgressCallback, ProgressEvent, silent
-from .records import MediaInfo, Transcript
+from .errors import InvalidInput, NotFound, VidragError
+from .progress import ProgressCallback, ProgressEvent, Reporter, silent
+from .records import MediaInfo
+
+log = logging.getLogger("vidrag.ingest")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 CAPTION_MODES = ("auto", "prefer", "only", "never")
 # Rough cost model for plans, measured on a 2-core machine with tiny.en (see benchmarks/).
@@ -90,17 +96,6 @@ def _check_mode(captions: str) -> str:
     return captions
 
 
-def choose_source(info: MediaInfo, captions: str) -> str:
-    """Whether captions or speech recognition will make the transcript."""
-    if captions == "never":
-        return "asr"
-    if captions == "only":
-        return "captions"
-    if captions == "prefer":
-        return "captions" if info.has_captions else "asr"
-    return "captions" if info.has_manual_captions else "asr"
-
-
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -132,7 +127,7 @@ class Ingestor:
             rows = s.execute(select(Video.source_key, Video.status).where(Video.source_key.in_(keys))).all()
         known = dict(rows)
         for info in infos:
-            source = choose_source(info, mode)
+            source = stages.transcript_source(info, mode)
             if source == "captions":
                 estimate = CAPTIONS_SECONDS
             elif info.duration:
@@ -176,11 +171,28 @@ class Ingestor:
         """
         mode = _check_mode(captions or self._ctx.settings.captions)
         progress = progress or silent
-        with self._ctx.catalog.session() as s:
-            collection_id = self._collections.resolve(s, collection).id
         sources = [sources] if isinstance(sources, str) else list(sources)
-        infos = self.expand(sources)
+        infos = self.expand(sources)  # a bad source fails here, before a collection is made
+        collection_id = self._target(collection)
         return [self.run_one(info, collection_id, mode, progress) for info in infos]
+
+    def _target(self, collection: str | None) -> str:
+        """The id of the collection to ingest into, created when a name is new.
+
+        A new user's first command is often ``vidrag ingest URL --collection "CS 101"``;
+        refusing it would only send them to type a second command, so the collection is
+        created and the user told (a warning, which reaches stderr in the CLI and in
+        notebooks). An id that matches nothing is still an error.
+        """
+        try:
+            with self._ctx.catalog.session() as s:
+                return self._collections.resolve(s, collection, "edit").id
+        except NotFound:
+            if collection is None or _UUID.match(collection.strip()):
+                raise
+        info = self._collections.create(collection)
+        log.warning("Created collection %r (it did not exist yet)", info.name)
+        return info.id
 
     def _new_job(self, info: MediaInfo, collection_id: str, mode: str) -> str:
         with self._ctx.catalog.session() as s:
@@ -198,12 +210,6 @@ class Ingestor:
             s.flush()
             return job.id
 
-    def _set_job(self, job_id: str, **fields) -> None:
-        with self._ctx.catalog.session() as s:
-            job = s.get(IngestJob, job_id)
-            for key, value in fields.items():
-                setattr(job, key, value)
-
     def run_one(
         self,
         info: MediaInfo,
@@ -213,134 +219,57 @@ class Ingestor:
         job_id: str | None = None,
     ) -> IngestResult:
         """Ingest one planned video; never raises for a per-video failure."""
-        job_id = job_id or self._new_job(info, collection_id, mode)
-        timings: dict[str, float] = {}
-        state = {"stage": "queued", "video_id": None, "source": None}
-
-        def stage(name: str) -> None:
-            state["stage"] = name
-            self._set_job(job_id, state=name, progress=0.0, timings=dict(timings))
-            progress(ProgressEvent(name, 0.0, "", state["video_id"], info.title))
-
-        def reporter(name: str):
-            def report(fraction: float, message: str = "") -> None:
-                progress(
-                    ProgressEvent(name, max(0.0, min(1.0, fraction)), message, state["video_id"], info.title)
-                )
-
-            return report
-
+        job = JobRun(self._ctx, job_id or self._new_job(info, collection_id, mode), info.title, progress)
+        settings = self._ctx.settings
         try:
             video_id, existing = self._video_row(info)
-            state["video_id"] = video_id
-            self._set_job(job_id, video_id=video_id)
+            job.update(video_id=video_id)
             if existing:
-                return self._link_existing(job_id, info, video_id, collection_id, progress, timings)
+                return self._link_existing(job, info, video_id, collection_id)
             media = self._ctx.layout.media_dir(video_id)
-            media.mkdir(parents=True, exist_ok=True)
-            source = choose_source(info, mode)
-
-            stage("fetching")
-            t0 = time.perf_counter()
-            transcript: Transcript | None = None
-            if source == "captions":
-                from .fetch import fetch_captions
-
-                segments = fetch_captions(info, media, self._ctx.settings, include_auto=mode != "auto")
-                if segments:
-                    transcript = Transcript(
-                        segments, self._ctx.settings.captions_language, info.duration, "captions"
-                    )
-                elif mode == "only":
-                    raise InvalidInput(f"{info.title!r} has no published captions (captions mode 'only')")
-            audio: Path | None = None
+            with job.stage("fetching", "fetch") as report:
+                fetched = stages.fetch(info, media, settings, mode, report)
+            transcript = fetched.transcript
             if transcript is None:
-                from .fetch import download_audio
-
-                audio = download_audio(info, media, self._ctx.settings, reporter("fetching"))
-            timings["fetch"] = round(time.perf_counter() - t0, 3)
-
-            if transcript is None:
-                stage("transcribing")
-                t0 = time.perf_counter()
-                from .transcribe import get_transcriber
-
-                transcript = get_transcriber(self._ctx.settings).transcribe(audio, reporter("transcribing"))
-                timings["transcribe"] = round(time.perf_counter() - t0, 3)
-                if info.duration is None and transcript.duration:
-                    info.duration = transcript.duration
-            state["source"] = transcript.source
-
-            stage("chunking")
-            t0 = time.perf_counter()
-            from .chunking import chunk_segments
-
-            st = self._ctx.settings
-            chunks = chunk_segments(
-                transcript.segments,
-                chapters=info.chapters,
-                target_tokens=st.chunk_tokens,
-                min_tokens=st.chunk_min_tokens,
-                overlap_tokens=st.chunk_overlap_tokens,
-            )
-            if not chunks:
-                where = "its captions" if transcript.source == "captions" else "its audio"
-                raise InvalidInput(f"No speech was found in {where}: {info.title!r} has nothing to search")
-            old_ids = self._store_transcript(video_id, info, transcript, chunks)
-            timings["chunk"] = round(time.perf_counter() - t0, 3)
-
-            stage("embedding")
-            t0 = time.perf_counter()
-            from .embed import get_embedder
-
-            vectors = get_embedder(st).embed([c.text for c in chunks], reporter("embedding"))
-            timings["embed"] = round(time.perf_counter() - t0, 3)
-
-            stage("indexing")
-            t0 = time.perf_counter()
-            from .indexing import write_chunks
-
-            ids = [vector_id(chunk_uuid(video_id, c.index)) for c in chunks]
-            write_chunks(
-                self._ctx,
-                collection_id,
-                add_ids=ids,
-                vectors=vectors,
-                texts=[c.text for c in chunks],
-                remove_ids=sorted(set(old_ids) - set(ids)),
-            )
-            timings["index"] = round(time.perf_counter() - t0, 3)
-            with self._ctx.catalog.session() as s:
-                video = s.get(Video, video_id)
-                video.status = "ready"
-                if not s.get(CollectionVideo, (collection_id, video_id)):
-                    s.add(CollectionVideo(collection_id=collection_id, video_id=video_id))
-            timings["total"] = round(sum(timings.values()), 3)
-            self._set_job(
-                job_id,
-                state="done",
-                progress=1.0,
-                timings=timings,
-                transcript_source=transcript.source,
-                chunk_count=len(chunks),
-                error=None,
-                error_kind=None,
-            )
-            progress(ProgressEvent("done", 1.0, f"{len(chunks)} chunks", video_id, info.title))
-            return IngestResult(
-                job_id, video_id, info.title, info.webpage_url or info.url, info.duration, "done",
-                transcript.source, len(chunks), timings,
-            )  # fmt: skip
+                with job.stage("transcribing", "transcribe") as report:
+                    transcript = stages.transcribe(fetched.audio, settings, report)
+            job.source = transcript.source
+            with job.stage("chunking", "chunk"):
+                chunks = stages.chunk(transcript, info.chapters, settings, info.title)
+            with job.stage("embedding", "embed") as report:
+                vectors = stages.embed(chunks, settings, report)
+            duration, duration_source = stages.duration_of(info, fetched, transcript)
+            prepared = stages.Prepared(info, transcript, chunks, vectors, duration, duration_source)
+            with job.stage("indexing", "index"):
+                stages.commit(self._ctx, collection_id, video_id, prepared)
+            return job.done(info, len(chunks), duration)
         except Exception as exc:  # recorded on the job; VidragErrors carry a user message
-            err = exc if isinstance(exc, VidragError) else VidragError(f"{type(exc).__name__}: {exc}")
-            self._set_job(job_id, state="failed", error=err.message, error_kind=err.kind, timings=timings)
-            if state["video_id"]:
-                self._mark_failed(state["video_id"])
-            progress(ProgressEvent("failed", 1.0, err.message, state["video_id"], info.title))
-            return IngestResult(
-                job_id, state["video_id"], info.title, info.webpage_url or info.url, info.duration, "failed",
-                state["source"], 0, timings, err.message, err.kind,
-            )  # fmt: skip
+            return job.failed(info, exc)
+
+    def commit_prepared(
+        self,
+        prepared: stages.Prepared,
+        collection: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IngestResult:
+        """Commit a video whose stages ran elsewhere (``stages.prepare`` in a Dask worker
+        or a notebook) into ``collection``: this process is the collection's writer."""
+        info = prepared.info
+        with self._ctx.catalog.session() as s:
+            collection_id = self._collections.resolve(s, collection, "edit").id
+        job = JobRun(
+            self._ctx, self._new_job(info, collection_id, "prepared"), info.title, progress or silent
+        )
+        job.timings.update(prepared.timings)
+        job.source = prepared.transcript.source
+        try:
+            video_id, _existing = self._video_row(info)
+            job.update(video_id=video_id)
+            with job.stage("indexing", "index"):
+                stages.commit(self._ctx, collection_id, video_id, prepared)
+            return job.done(info, len(prepared.chunks), prepared.duration)
+        except Exception as exc:
+            return job.failed(info, exc)
 
     def _video_row(self, info: MediaInfo) -> tuple[str, bool]:
         """The video's id, creating the row if new; True if it is already fully ingested."""
@@ -361,53 +290,7 @@ class Ingestor:
             s.flush()
             return row.id, row.status == "ready"
 
-    def _mark_failed(self, video_id: str) -> None:
-        with self._ctx.catalog.session() as s:
-            row = s.get(Video, video_id)
-            if row is not None and row.status != "ready":
-                row.status = "failed"
-
-    def _store_transcript(self, video_id: str, info: MediaInfo, transcript: Transcript, chunks) -> list[int]:
-        """Replace the video's segments and chunks; return the index ids it had before."""
-        with self._ctx.catalog.session() as s:
-            old_ids = list(s.scalars(select(Chunk.vector_id).where(Chunk.video_id == video_id)))
-            s.execute(delete(SegmentRow).where(SegmentRow.video_id == video_id))
-            s.execute(delete(Chunk).where(Chunk.video_id == video_id))
-            for seg in transcript.segments:
-                words = (
-                    [{"text": w.text, "start": w.start, "end": w.end} for w in seg.words]
-                    if seg.words
-                    else None
-                )
-                s.add(
-                    SegmentRow(
-                        video_id=video_id, start=seg.start, end=seg.end, text=seg.text.strip(), words=words
-                    )
-                )
-            for c in chunks:
-                cid = chunk_uuid(video_id, c.index)
-                s.add(
-                    Chunk(
-                        id=cid,
-                        vector_id=vector_id(cid),
-                        video_id=video_id,
-                        index=c.index,
-                        start=c.start,
-                        end=c.end,
-                        text=c.text,
-                        chapter=c.chapter,
-                        token_count=c.token_count,
-                    )
-                )
-            video = s.get(Video, video_id)
-            video.status = "pending"
-            video.transcript_source = transcript.source
-            video.language = transcript.language
-            if video.duration is None:
-                video.duration = transcript.duration or info.duration
-        return old_ids
-
-    def _link_existing(self, job_id, info, video_id, collection_id, progress, timings) -> IngestResult:
+    def _link_existing(self, job: JobRun, info: MediaInfo, video_id: str, collection_id: str) -> IngestResult:
         """A video already ingested: add it to this collection (re-indexed there) and stop."""
         from .indexing import add_videos_to_index
 
@@ -415,26 +298,95 @@ class Ingestor:
             linked = s.get(CollectionVideo, (collection_id, video_id)) is not None
             video = s.get(Video, video_id)
             count = len(video.chunks)
-            source = video.transcript_source
+            job.source = video.transcript_source
             duration = video.duration
             if not linked:
                 s.add(CollectionVideo(collection_id=collection_id, video_id=video_id))
         if not linked:
-            t0 = time.perf_counter()
-            add_videos_to_index(self._ctx, collection_id, [video_id])
-            timings["index"] = round(time.perf_counter() - t0, 3)
-        self._set_job(
-            job_id, state="done", progress=1.0, timings=timings, transcript_source=source, chunk_count=count
+            with job.stage("indexing", "index"):
+                add_videos_to_index(self._ctx, collection_id, [video_id])
+        return job.done(info, count, duration, status="exists", message="already ingested")
+
+
+class JobRun:
+    """One ingest job's bookkeeping: the stage context manager, the job row and progress.
+
+    ``with job.stage("transcribing", "transcribe") as report:`` marks the job row as in
+    that stage, reports progress through ``report(fraction, message)`` and records the
+    stage's wall time under ``"transcribe"`` when the block ends.
+    """
+
+    def __init__(self, ctx: Context, job_id: str, title: str, progress: ProgressCallback) -> None:
+        self._ctx = ctx
+        self.job_id = job_id
+        self.title = title
+        self.progress = progress
+        self.video_id: str | None = None
+        self.source: str | None = None
+        self.timings: dict[str, float] = {}
+
+    def update(self, **fields) -> None:
+        """Set columns of the job row."""
+        if "video_id" in fields:
+            self.video_id = fields["video_id"]
+        with self._ctx.catalog.session() as s:
+            job = s.get(IngestJob, self.job_id)
+            for key, value in fields.items():
+                setattr(job, key, value)
+
+    def _event(self, stage: str, fraction: float, message: str = "") -> None:
+        self.progress(ProgressEvent(stage, max(0.0, min(1.0, fraction)), message, self.video_id, self.title))
+
+    @contextmanager
+    def stage(self, state: str, timing: str) -> Iterator[Reporter]:
+        """Run one stage: job row and progress say ``state``; its time goes in ``timing``."""
+        self.update(state=state, progress=0.0, timings=dict(self.timings))
+        self._event(state, 0.0)
+        t0 = time.perf_counter()
+        try:
+            yield lambda fraction, message="": self._event(state, fraction, message)
+        finally:
+            self.timings[timing] = round(time.perf_counter() - t0, 3)
+
+    def done(
+        self,
+        info: MediaInfo,
+        chunk_count: int,
+        duration: float | None,
+        *,
+        status: str = "done",
+        message: str = "",
+    ) -> IngestResult:
+        """Record success and return the result."""
+        self.timings["total"] = round(sum(v for k, v in self.timings.items() if k != "total"), 3)
+        self.update(
+            state="done",
+            progress=1.0,
+            timings=self.timings,
+            transcript_source=self.source,
+            chunk_count=chunk_count,
+            error=None,
+            error_kind=None,
         )
-        progress(ProgressEvent("done", 1.0, "already ingested", video_id, info.title))
+        self._event("done", 1.0, message or f"{chunk_count} chunks")
         return IngestResult(
-            job_id,
-            video_id,
-            info.title,
-            info.webpage_url or info.url,
-            duration,
-            "exists",
-            source,
-            count,
-            timings,
-        )
+            self.job_id, self.video_id, info.title, info.webpage_url or info.url, duration, status,
+            self.source, chunk_count, self.timings,
+        )  # fmt: skip
+
+    def failed(self, info: MediaInfo, exc: BaseException) -> IngestResult:
+        """Record a failure (a VidragError's message, else the exception's type and text)."""
+        err = exc if isinstance(exc, VidragError) else VidragError(f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, VidragError):
+            log.exception("ingest of %r failed unexpectedly", info.title)
+        self.update(state="failed", error=err.message, error_kind=err.kind, timings=self.timings)
+        if self.video_id:
+            with self._ctx.catalog.session() as s:
+                row = s.get(Video, self.video_id)
+                if row is not None and row.status != "ready":
+                    row.status = "failed"
+        self._event("failed", 1.0, err.message)
+        return IngestResult(
+            self.job_id, self.video_id, info.title, info.webpage_url or info.url, info.duration, "failed",
+            self.source, 0, self.timings, err.message, err.kind,
+        )  # fmt: skip

@@ -104,7 +104,7 @@ class Jobs:
     ) -> list[JobInfo]:
         self.recover()
         with self._ctx.catalog.session() as s:
-            q = select(IngestJob).where(IngestJob.owner == self._ctx.owner)
+            q = select(IngestJob).where(self._ctx.access.own_jobs())
             if collection is not None:
                 q = q.where(IngestJob.collection_id == self._collections.resolve(s, collection).id)
             if state is not None:
@@ -114,8 +114,8 @@ class Jobs:
 
     def get(self, job_id: str) -> JobInfo:
         with self._ctx.catalog.session() as s:
-            row = s.get(IngestJob, job_id)
-            if row is None or row.owner != self._ctx.owner:
+            row = s.scalar(select(IngestJob).where(IngestJob.id == job_id, self._ctx.access.own_jobs()))
+            if row is None:
                 raise NotFound(f"No ingest job {job_id!r}")
             return _info(row)
 

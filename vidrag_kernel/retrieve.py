@@ -143,7 +143,7 @@ class Retriever:
         """Resolve names/ids into a search scope; None means all the user's collections."""
         with self._ctx.catalog.session() as s:
             if collection is None:
-                ids = list(s.scalars(select(Collection.id).where(Collection.owner == self._ctx.owner)))
+                ids = list(s.scalars(select(Collection.id).where(self._ctx.access.visible())))
             else:
                 refs = [collection] if isinstance(collection, str) else list(collection)
                 ids = [self._collections.resolve(s, r).id for r in refs]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from .catalog import Collection, CollectionVideo, Video
 from .catalog import Segment as SegmentRow
 from .context import Context
-from .errors import InvalidInput, NotFound
+from .errors import Forbidden, InvalidInput, NotFound
 from .links import deep_link
 from .transcripts import render
 
@@ -29,6 +29,8 @@ class VideoInfo:
     media_url: str | None = None  # direct media a browser can play, when known
     uploader: str | None = None
     duration: float | None = None
+    #: where ``duration`` came from: "source", "media", "captions" or "transcript"
+    duration_source: str | None = None
     upload_date: str | None = None
     thumbnail: str | None = None
     chapters: list = field(default_factory=list)
@@ -63,6 +65,7 @@ def video_info(row: Video) -> VideoInfo:
         media_url=row.media_url,
         uploader=row.uploader,
         duration=row.duration,
+        duration_source=row.duration_source,
         upload_date=row.upload_date,
         thumbnail=row.thumbnail,
         chapters=list(row.chapters or []),
@@ -105,15 +108,26 @@ class Videos:
         self._ctx = ctx
         self._collections = collections
 
-    def _owned(self, s, video_id: str) -> Video:
-        row = s.scalar(
-            select(Video)
-            .join(CollectionVideo, CollectionVideo.video_id == Video.id)
-            .join(Collection, Collection.id == CollectionVideo.collection_id)
-            .where(Video.id == video_id, Collection.owner == self._ctx.owner)
-        )
+    def _owned(self, s, video_id: str, action: str = "read") -> Video:
+        """The video, if it is in a collection the user may see; for ``edit`` (tags,
+        deletion, which reach every collection holding the video) the user must be allowed
+        to edit every collection that holds it."""
+        access = self._ctx.access
+        row = s.scalar(select(Video).where(Video.id == video_id, access.visible_video(Video.id)))
         if row is None:
             raise NotFound(f"No video with id {video_id!r}")
+        if action != "read":
+            holders = s.scalars(
+                select(Collection)
+                .join(CollectionVideo, CollectionVideo.collection_id == Collection.id)
+                .where(CollectionVideo.video_id == video_id)
+            )
+            for collection in holders:
+                if not access.allows(s, collection, action):
+                    raise Forbidden(
+                        f"{row.title!r} is also in {collection.name!r}, which you may not change: "
+                        "remove it from your own collections instead"
+                    )
         return row
 
     def list(
@@ -125,7 +139,7 @@ class Videos:
                 select(Video)
                 .join(CollectionVideo, CollectionVideo.video_id == Video.id)
                 .join(Collection, Collection.id == CollectionVideo.collection_id)
-                .where(Collection.owner == self._ctx.owner)
+                .where(self._ctx.access.visible())
             )
             if collection is not None:
                 q = q.where(Collection.id == self._collections.resolve(s, collection).id)
@@ -148,14 +162,14 @@ class Videos:
         ids = [video_ids] if isinstance(video_ids, str) else list(video_ids)
         with self._ctx.catalog.session() as s:
             for vid in ids:
-                self._owned(s, vid)
+                self._owned(s, vid, "edit")
         purge_videos(self._ctx, ids)
         return len(ids)
 
     def set_tags(self, video_id: str, tags: list[str]) -> VideoInfo:
         clean = sorted({t.strip() for t in tags if t and t.strip()})
         with self._ctx.catalog.session() as s:
-            row = self._owned(s, video_id)
+            row = self._owned(s, video_id, "edit")
             row.tags = clean
             s.flush()
             return video_info(row)
@@ -166,7 +180,7 @@ class Videos:
 
         ids = [video_ids] if isinstance(video_ids, str) else list(video_ids)
         with self._ctx.catalog.session() as s:
-            target = self._collections.resolve(s, collection)
+            target = self._collections.resolve(s, collection, "edit")
             added = []
             for vid in ids:
                 self._owned(s, vid)
@@ -184,7 +198,7 @@ class Videos:
 
         ids = [video_ids] if isinstance(video_ids, str) else list(video_ids)
         with self._ctx.catalog.session() as s:
-            target = self._collections.resolve(s, collection)
+            target = self._collections.resolve(s, collection, "edit")
             target_id = target.id
             present = [vid for vid in ids if s.get(CollectionVideo, (target_id, vid))]
         if not present:

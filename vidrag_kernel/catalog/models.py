@@ -80,6 +80,8 @@ class Video(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     uploader: Mapped[str | None] = mapped_column(String(255), nullable=True)
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # where the duration came from: "source", "media", "captions" or "transcript"
+    duration_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
     upload_date: Mapped[str | None] = mapped_column(String(16), nullable=True)
     thumbnail: Mapped[str | None] = mapped_column(Text, nullable=True)
     chapters: Mapped[list] = mapped_column(JSON, default=list)

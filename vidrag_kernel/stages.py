@@ -1,0 +1,251 @@
+"""The ingest stages as plain functions: explicit inputs in, explicit outputs out.
+
+    fetch ──► transcribe ──► chunk ──► embed            (``prepare``: any process)
+                                            └──► commit (the collection's one writer)
+
+``fetch``, ``transcribe``, ``chunk`` and ``embed`` touch no catalog and no job rows:
+they read settings and files and return values, so a Dask worker or a papermill
+notebook can run them for a video (``prepare`` runs all four) and hand the picklable
+``Prepared`` result to the process that writes the collection, which calls ``commit``.
+Job bookkeeping (state, timings, progress) lives in the orchestrator,
+``vidrag_kernel.ingest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from .catalog import Chunk, CollectionVideo, Video, chunk_uuid, vector_id
+from .catalog import Segment as SegmentRow
+from .context import Context
+from .errors import InvalidInput
+from .progress import Reporter
+from .records import Chapter, ChunkSpec, MediaInfo, Transcript
+from .settings import Settings
+
+
+def _quiet(_fraction: float, _message: str = "") -> None:
+    """A reporter that reports nothing."""
+
+
+@dataclass
+class Fetched:
+    """What the fetch stage got: published captions that make the transcript, or audio."""
+
+    transcript: Transcript | None = None
+    audio: Path | None = None
+
+
+@dataclass
+class Prepared:
+    """Everything the writer needs to commit one video; crosses process boundaries."""
+
+    info: MediaInfo
+    transcript: Transcript
+    chunks: list[ChunkSpec]
+    vectors: np.ndarray
+    duration: float | None
+    #: where the duration figure came from: "source" (the site reported it), "media"
+    #: (probed from the downloaded file), "captions" (end of the last cue) or "transcript"
+    duration_source: str | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def transcript_source(info: MediaInfo, captions: str) -> str:
+    """Whether captions or speech recognition will make the transcript (captions mode
+    auto, prefer, only or never)."""
+    if captions == "never":
+        return "asr"
+    if captions == "only":
+        return "captions"
+    if captions == "prefer":
+        return "captions" if info.has_captions else "asr"
+    return "captions" if info.has_manual_captions else "asr"
+
+
+def fetch(
+    info: MediaInfo, media_dir: Path, settings: Settings, captions: str, report: Reporter = _quiet
+) -> Fetched:
+    """Download what the transcript will come from into ``media_dir``: the published
+    captions when ``captions`` mode chooses them and they exist, else the audio."""
+    from .fetch import download_audio, fetch_captions
+
+    media_dir = Path(media_dir)
+    media_dir.mkdir(parents=True, exist_ok=True)
+    if transcript_source(info, captions) == "captions":
+        segments = fetch_captions(info, media_dir, settings, include_auto=captions != "auto")
+        if segments:
+            return Fetched(
+                transcript=Transcript(segments, settings.captions_language, info.duration, "captions")
+            )
+        if captions == "only":
+            raise InvalidInput(f"{info.title!r} has no published captions (captions mode 'only')")
+    return Fetched(audio=download_audio(info, media_dir, settings, report))
+
+
+def transcribe(audio: Path, settings: Settings, report: Reporter = _quiet) -> Transcript:
+    """Speech recognition of ``audio`` with the configured transcriber."""
+    from .transcribe import get_transcriber
+
+    return get_transcriber(settings).transcribe(audio, report)
+
+
+def chunk(
+    transcript: Transcript, chapters: Sequence[Chapter], settings: Settings, title: str = ""
+) -> list[ChunkSpec]:
+    """Time-aware, sentence-bounded chunks of ``transcript``; an error when it holds no speech."""
+    from .chunking import chunk_segments
+
+    chunks = chunk_segments(
+        transcript.segments,
+        chapters=list(chapters),
+        target_tokens=settings.chunk_tokens,
+        min_tokens=settings.chunk_min_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+    )
+    if not chunks:
+        where = "its captions" if transcript.source == "captions" else "its audio"
+        raise InvalidInput(f"No speech was found in {where}: {title!r} has nothing to search")
+    return chunks
+
+
+def embed(chunks: Sequence[ChunkSpec], settings: Settings, report: Reporter = _quiet) -> np.ndarray:
+    """One normalised vector per chunk, from the configured embedder."""
+    from .embed import get_embedder
+
+    return get_embedder(settings).embed([c.text for c in chunks], report)
+
+
+def duration_of(info: MediaInfo, fetched: Fetched, transcript: Transcript) -> tuple[float | None, str | None]:
+    """The video's length and where the figure came from (see ``Prepared.duration_source``).
+
+    yt-dlp reports no duration for plain HTML5 media, so the downloaded file is probed,
+    and a captions-only ingest (no media downloaded) takes the end of the last cue.
+    """
+    if info.duration:
+        return float(info.duration), "source"
+    if fetched.audio is not None:
+        from .fetch.media import probe_duration
+
+        probed = probe_duration(fetched.audio)
+        if probed:
+            return probed, "media"
+    if transcript.source == "captions" and transcript.segments:
+        return max(s.end for s in transcript.segments), "captions"
+    if transcript.duration:
+        return float(transcript.duration), "transcript"
+    return None, None
+
+
+class _Clock:
+    """Stage timings for ``prepare`` when no orchestrator times the stages."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, name: str, started: float) -> None:
+        self.timings[name] = round(perf_counter() - started, 3)
+
+
+def prepare(
+    info: MediaInfo, media_dir: Path, settings: Settings, captions: str, report: Reporter = _quiet
+) -> Prepared:
+    """fetch → transcribe → chunk → embed for one video, touching no catalog or index.
+
+    Runs in any process that sees ``media_dir`` and has the models (a Dask worker, a
+    papermill kernel); the writer of the collection then calls ``commit`` with the result.
+    """
+    clock = _Clock()
+    t0 = perf_counter()
+    fetched = fetch(info, media_dir, settings, captions, report)
+    clock("fetch", t0)
+    transcript = fetched.transcript
+    if transcript is None:
+        t0 = perf_counter()
+        transcript = transcribe(fetched.audio, settings, report)
+        clock("transcribe", t0)
+    t0 = perf_counter()
+    chunks = chunk(transcript, info.chapters, settings, info.title)
+    clock("chunk", t0)
+    t0 = perf_counter()
+    vectors = embed(chunks, settings, report)
+    clock("embed", t0)
+    duration, source = duration_of(info, fetched, transcript)
+    return Prepared(info, transcript, chunks, vectors, duration, source, clock.timings)
+
+
+def store_transcript(ctx: Context, video_id: str, prepared: Prepared) -> list[int]:
+    """Replace the video's segments and chunks in the catalog (the video stays
+    ``pending``); return the index ids its chunks had before."""
+    transcript = prepared.transcript
+    with ctx.catalog.session() as s:
+        old_ids = list(s.scalars(select(Chunk.vector_id).where(Chunk.video_id == video_id)))
+        s.execute(delete(SegmentRow).where(SegmentRow.video_id == video_id))
+        s.execute(delete(Chunk).where(Chunk.video_id == video_id))
+        for seg in transcript.segments:
+            words = (
+                [{"text": w.text, "start": w.start, "end": w.end} for w in seg.words] if seg.words else None
+            )
+            s.add(
+                SegmentRow(
+                    video_id=video_id, start=seg.start, end=seg.end, text=seg.text.strip(), words=words
+                )
+            )
+        for c in prepared.chunks:
+            cid = chunk_uuid(video_id, c.index)
+            s.add(
+                Chunk(
+                    id=cid,
+                    vector_id=vector_id(cid),
+                    video_id=video_id,
+                    index=c.index,
+                    start=c.start,
+                    end=c.end,
+                    text=c.text,
+                    chapter=c.chapter,
+                    token_count=c.token_count,
+                )
+            )
+        video = s.get(Video, video_id)
+        video.status = "pending"
+        video.transcript_source = transcript.source
+        video.language = transcript.language
+        if prepared.duration is not None:
+            video.duration = prepared.duration
+            video.duration_source = prepared.duration_source
+    return old_ids
+
+
+def commit(ctx: Context, collection_id: str, video_id: str, prepared: Prepared) -> int:
+    """Store a prepared video in the catalog and the collection's index; returns the
+    index generation. Only the collection's one writer calls this.
+
+    Order keeps the collection consistent if the process dies at any point: the catalog
+    rows are written while the video is ``pending`` (retrieval ignores it), the index gets
+    a new generation atomically, and only then is the video ``ready``.
+    """
+    from .indexing import write_chunks
+
+    if len(prepared.vectors) != len(prepared.chunks):
+        raise InvalidInput(f"{len(prepared.chunks)} chunks but {len(prepared.vectors)} vectors")
+    old_ids = store_transcript(ctx, video_id, prepared)
+    ids = [vector_id(chunk_uuid(video_id, c.index)) for c in prepared.chunks]
+    generation = write_chunks(
+        ctx,
+        collection_id,
+        add_ids=ids,
+        vectors=prepared.vectors,
+        texts=[c.text for c in prepared.chunks],
+        remove_ids=sorted(set(old_ids) - set(ids)),
+    )
+    with ctx.catalog.session() as s:
+        s.get(Video, video_id).status = "ready"
+        if not s.get(CollectionVideo, (collection_id, video_id)):
+            s.add(CollectionVideo(collection_id=collection_id, video_id=video_id))
+    return generation
