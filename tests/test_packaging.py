@@ -14,12 +14,14 @@ install's ``_vidrag.pth`` does not come along).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
@@ -27,16 +29,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-#: Source folder of each package in the wheel (as [tool.hatch.build.targets.wheel] maps them).
-PACKAGES = {
-    "vidrag_kernel": REPO / "vidrag_kernel",
-    "vidrag_dashboards": REPO / "dashboards" / "vidrag_dashboards",
-    "vidrag_hub": REPO / "extensions" / "vidrag_hub",
-    "hub_config": REPO / "hub_config",
-}
-#: Files of those folders deliberately left out of the wheel: the image recipes build from
-#: the repository and are never run from an installed vidrag.
-NOT_SHIPPED = {"hub_config/docker/Dockerfile", "hub_config/docker/compose.yaml"}
+_WHEEL = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+#: Source folder of each package in the wheel, as [tool.hatch.build.targets.wheel] maps them.
+PACKAGES = {Path(folder).name: REPO / folder for folder in _WHEEL["packages"]}
+#: Patterns of files deliberately left out (the image recipes build from the repository).
+NOT_SHIPPED = _WHEEL.get("exclude", [])
 
 
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -119,9 +116,13 @@ def test_the_wheel_carries_every_file_of_its_packages(wheel):
     expected = set()
     for package, folder in PACKAGES.items():
         for path in folder.rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            source = path.relative_to(REPO).as_posix()
+            if "__pycache__" in path.parts or not path.is_file() or path.suffix == ".pyc":
+                continue
+            if not any(fnmatch.fnmatch(source, pattern) for pattern in NOT_SHIPPED):
                 expected.add(f"{package}/{path.relative_to(folder).as_posix()}")
-    assert expected - NOT_SHIPPED - names == set()
+    assert {"vidrag_kernel", "vidrag_dashboards", "vidrag_hub", "hub_config"} <= set(PACKAGES)
+    assert expected - names == set()
     # what run time reads besides Python modules: the catalog's Alembic scripts and the
     # server settings jupyterhub_config.py passes to users' servers
     migrations = {n for n in names if n.startswith("vidrag_kernel/catalog/migrations/")}
@@ -130,7 +131,7 @@ def test_the_wheel_carries_every_file_of_its_packages(wheel):
     versions = {p.name for p in (REPO / "vidrag_kernel/catalog/migrations/versions").glob("*.py")}
     assert versions and {f"vidrag_kernel/catalog/migrations/versions/{v}" for v in versions} <= migrations
     assert "hub_config/docker/jupyter_server_config.json" in names
-    assert not NOT_SHIPPED & names
+    assert "hub_config/docker/Dockerfile" not in names and "hub_config/docker/compose.yaml" not in names
     assert not {n for n in names if n.startswith(("tests/", "benchmarks/", "notebooks/", ".venv/"))}
 
 
