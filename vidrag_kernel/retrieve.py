@@ -25,6 +25,7 @@ from .catalog import Chunk, Collection, CollectionVideo, Video
 from .context import Context
 from .errors import InvalidInput
 from .links import deep_link
+from .overlap import overlap, words
 
 RRF_K = 60
 # word-set Jaccard above which two passages count as the same text
@@ -110,14 +111,6 @@ class Retrieval:
         }
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
 def _join(first: str, second: str) -> str:
     """Join two consecutive chunk texts, dropping words repeated by chunk overlap."""
     a, b = first.split(), second.split()
@@ -192,7 +185,8 @@ class Retriever:
         from .indexing import open_index
 
         t0 = time.perf_counter()
-        qvec = get_embedder(self._ctx.settings).embed_query(query)
+        embedder = get_embedder(self._ctx.settings)
+        qvec = embedder.embed_query(query)
         depth = max(k * 4, 20)
         allowed = self._allowed(scope.video_ids) if scope.video_ids is not None else None
         dense: dict[int, float] = {}
@@ -201,7 +195,8 @@ class Retriever:
         where: dict[int, tuple[str, int]] = {}
         generations: dict[str, int] = {}
         for collection_id in scope.collection_ids:
-            reader = open_index(self._ctx, collection_id).reader()
+            # an index built by another embedding model is a Conflict saying how to rebuild it
+            reader = open_index(self._ctx, collection_id, embedder=embedder).reader()
             generations[collection_id] = int(reader.generation)
             if len(reader) == 0 or (allowed is not None and len(allowed) == 0):
                 continue
@@ -287,10 +282,10 @@ class Retriever:
         """Drop passages whose words nearly repeat a better-ranked passage's."""
         kept: list[tuple[SearchHit, frozenset[str]]] = []
         for hit in hits:
-            words = _words(hit.text)
-            if any(_jaccard(words, w) >= DUPLICATE_JACCARD for _, w in kept):
+            seen = words(hit.text)
+            if any(overlap(seen, w) >= DUPLICATE_JACCARD for _, w in kept):
                 continue
-            kept.append((hit, words))
+            kept.append((hit, seen))
         return [h for h, _ in kept]
 
     def _merge(self, hits: list[SearchHit], k: int) -> list[SearchHit]:

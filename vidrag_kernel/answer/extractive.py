@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..overlap import overlap, words
 from .types import Generation
 
 NO_LLM = "No language model is configured, so this is an extractive (no-LLM) answer"
 FALLBACK = "The language model could not answer ({reason}), so this is an extractive (no-LLM) answer"
+# word overlap (Jaccard) above which a sentence repeats one already quoted
+REPEATED = 0.8
 SUFFIX = ": the passages of the videos that best answer the question, quoted word for word."
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -26,10 +29,6 @@ def _sentences(text: str) -> list[str]:
     from ..citations import split_sentences
 
     return [s for s in split_sentences(text) if len(re.findall(r"\w+", s)) >= 3]
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 class ExtractiveAnswerer:
@@ -66,9 +65,9 @@ class ExtractiveAnswerer:
                 break
             if chosen and score < self.min_similarity:
                 break
-            words = _words(sentence)
+            said = words(sentence)
             # overlapping chunks repeat sentences: quote each once
-            if any(len(words & _words(c[1])) / max(1, len(words | _words(c[1]))) > 0.8 for c in chosen):
+            if any(overlap(said, words(c[1])) > REPEATED for c in chosen):
                 continue
             chosen.append((n, sentence, round(score, 4)))
         return chosen

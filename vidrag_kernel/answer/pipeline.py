@@ -8,13 +8,13 @@ the final ``Answer``; ``Asker.ask`` returns only the ``Answer``.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Sequence
 
 from ..citations import resolve
 from ..context import Context
 from ..errors import InvalidInput, ModelError
+from ..overlap import overlap, words
 from .types import Answer, Generation, zero_usage
 
 NO_ANSWER = (
@@ -22,6 +22,9 @@ NO_ANSWER = (
     "Try rephrasing the question, or ask it of another collection."
 )
 MAX_QUESTION = 4000
+# word overlap (Jaccard, of content words) a segment needs with the sentence citing it to
+# count as where that sentence was said: a Dice coefficient of 0.3
+SEGMENT_OVERLAP = 0.3 / 1.7
 
 
 class Asker:
@@ -184,10 +187,10 @@ class Asker:
         from ..citations import cited_numbers, split_sentences, strip_markers
         from ..links import deep_link
 
-        claims: dict[int, set[str]] = {}
+        claims: dict[int, frozenset[str]] = {}
         for sentence in split_sentences(text):
             for n in cited_numbers(sentence):
-                claims.setdefault(n, _content_words(strip_markers(sentence)))
+                claims.setdefault(n, words(strip_markers(sentence), content=True))
         with self._ctx.catalog.session() as s:
             rows = s.execute(
                 select(Segment.video_id, Segment.start, Segment.end, Segment.text).where(
@@ -202,23 +205,23 @@ class Asker:
                 )
             ).all()
         for c in citations:
-            words = claims.get(c.n)
-            if not words:
+            said = claims.get(c.n)
+            if not said:
                 continue
             segments = sorted(
                 (r for r in rows if r.video_id == c.video_id and r.end > c.start and r.start < c.end),
                 key=lambda r: r.start,
             )
-            scores = [_dice(words, _content_words(r.text)) for r in segments]
-            if not scores or max(scores) < 0.3:
+            scores = [overlap(said, words(r.text, content=True)) for r in segments]
+            if not scores or max(scores) < SEGMENT_OVERLAP:
                 continue
             best = scores.index(max(scores))
             if narrow:
                 # a quoted sentence may run over several segments (caption cues): take them all
                 first = last = best
-                while first > 0 and _inside(segments[first - 1].text, words):
+                while first > 0 and _inside(segments[first - 1].text, said):
                     first -= 1
-                while last + 1 < len(segments) and _inside(segments[last + 1].text, words):
+                while last + 1 < len(segments) and _inside(segments[last + 1].text, said):
                     last += 1
                 c.start = max(c.start, float(segments[first].start))
                 c.end = min(c.end, float(segments[last].end))
@@ -242,55 +245,10 @@ class Asker:
         return generation
 
 
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "their",
-        "them",
-        "they",
-        "this",
-        "to",
-        "was",
-        "were",
-        "which",
-        "with",
-    ]
-)
-
-
-def _content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP}
-
-
-def _dice(a: set[str], b: set[str]) -> float:
-    """How much two word sets overlap, 0..1."""
-    return 2 * len(a & b) / (len(a) + len(b)) if a and b else 0.0
-
-
-def _inside(segment_text: str, words: set[str]) -> bool:
-    """Whether a segment is (almost all) part of the sentence whose content words are ``words``."""
-    seg = _content_words(segment_text)
-    return bool(seg) and len(seg & words) >= 0.8 * len(seg)
+def _inside(segment_text: str, said: frozenset[str]) -> bool:
+    """Whether a segment is (almost all) part of the sentence whose content words are ``said``."""
+    seg = words(segment_text, content=True)
+    return bool(seg) and len(seg & said) >= 0.8 * len(seg)
 
 
 def _same_scope(retriever, info, collection, videos) -> None:

@@ -18,7 +18,7 @@ EXIT_CODES = {400: 2, 403: 3, 404: 4, 409: 5, 413: 2, 429: 6, 501: 7, 502: 8, 50
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import answers, library
+    from . import answers, library, maintenance
 
     parser = argparse.ArgumentParser(
         prog="vidrag",
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     library.register(sub)
     answers.register(sub)
+    maintenance.register(sub)
     return parser
 
 

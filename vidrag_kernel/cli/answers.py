@@ -14,23 +14,6 @@ def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-def answer_json(answer) -> dict:
-    """The JSON of ``vidrag ask --json``."""
-    return {
-        "answer": answer.text,
-        "citations": [c.to_dict() for c in answer.citations],
-        "mode": answer.mode,
-        "model": answer.model,
-        "usage": answer.usage,
-        "latency_ms": answer.latency_ms,
-        "conversation_id": answer.conversation_id,
-        "message_id": answer.message_id,
-        "flagged": answer.flagged,
-        "no_answer": answer.no_answer,
-        "fallback_reason": answer.fallback_reason,
-    }
-
-
 def _print_sources(answer, out=sys.stdout) -> None:
     if answer.fallback_reason:
         print(f"(fallback: {answer.fallback_reason})", file=out)
@@ -70,7 +53,8 @@ def cmd_ask(args) -> int:
         save=not args.no_save,
     )
     if args.json:
-        emit_json(answer_json(wb.ask(args.question, **kwargs)))
+        # the one JSON shape of an answer, the same as the library's and the service's
+        emit_json(wb.ask(args.question, **kwargs).to_dict())
         return 0
     answer = _stream(wb, args.question, **kwargs)
     _print_sources(answer)

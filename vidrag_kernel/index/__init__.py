@@ -6,8 +6,10 @@ written together as one immutable *generation*; ``manifest.json`` names the curr
 Layout on disk (names are ids and numbers only, never user strings)::
 
     index/
-      manifest.json      current generation: number, dir, previous, size, dim, kind,
-                         created, uid, HNSW and BM25 parameters
+      manifest.json      current generation: number, dir, previous, size, dim,
+                         embedder ({"engine", "model", "dim"} of the vectors' model; absent
+                         in manifests written before it was recorded), kind, created, uid,
+                         HNSW and BM25 parameters
       write.lock         the writer's file lock (one writer per collection)
       gen-000006/        the previous generation, kept for readers that still hold it
       gen-000007/        the current generation
@@ -31,6 +33,10 @@ builds generation N+1 in ``gen-<N+1>/``, fsyncs every file and the directory, th
 replaces ``manifest.json`` atomically (temporary file, fsync, ``os.replace``, fsync of
 the index directory). A writer killed at any point before that rename leaves generation
 N untouched and readable.
+
+A writer's ``reset()`` starts the new generation from nothing, so that it may hold
+vectors of another dimension (re-embedding a collection with another model); otherwise
+added vectors must have the dimension of the rows already there.
 
 Reads: ``CollectionIndex.reader()`` loads the generation the manifest names, memory-
 mapping the FAISS vectors (``IO_FLAG_MMAP_IFC``; only the HNSW graph, about 0.3 KiB a row,

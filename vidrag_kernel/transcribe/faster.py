@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from ..errors import InvalidInput, ModelError
+from ..links import format_time
 from ..progress import Reporter
 from ..records import Segment, Transcript, Word
 from ..settings import Settings
@@ -100,13 +101,13 @@ class FasterWhisperTranscriber:
                     segments.extend(sentence_segments(piece, st.word_timestamps, offset))
                     if report is not None and expected:
                         at = offset + piece.end
-                        report(min(0.99, at / expected), f"{format_clock(at)} of {format_clock(expected)}")
+                        report(min(0.99, at / expected), f"{format_time(at)} of {format_time(expected)}")
             except Exception as exc:
                 raise ModelError(f"speech recognition failed on {Path(audio).name}: {exc}") from exc
             language = language or info.language
             done = offset + length
             if report is not None and not expected:
-                report(0.5, f"{format_clock(done)} transcribed")
+                report(0.5, f"{format_time(done)} transcribed")
             del samples
         if done == 0:
             raise InvalidInput(f"{Path(audio).name} has no audio")
@@ -161,8 +162,3 @@ def sentence_segments(piece, keep_words: bool, offset: float = 0.0) -> list[Segm
             )
             current = []
     return out
-
-
-def format_clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}"
