@@ -92,6 +92,9 @@ class Settings:
     hnsw_threshold: int = 50_000
 
     # answer
+    #: VIDRAG_ANSWERER: answer engine by name (``vidrag backends`` lists them); empty = ``llm`` when
+    #: VIDRAG_LLM_MODEL is set, else ``extractive``.
+    answerer: str | None = None
     #: VIDRAG_LLM_MODEL: a litellm model name (e.g. openai/gpt-4o-mini); empty = extractive answers.
     llm_model: str | None = None
     #: VIDRAG_LLM_API_BASE: base URL of an OpenAI-compatible server (else the provider's own variable).
