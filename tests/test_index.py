@@ -342,3 +342,52 @@ def test_destroy_removes_everything(index):
     write(index, [5], unit(1, 9), ["fresh start"])
     reader = index.reader()
     assert reader.generation == 1 and reader.ids().tolist() == [5]
+
+
+def test_manifests_record_the_embedder_and_removals_keep_it(tmp_path):
+    model = {"engine": "sentence-transformers", "model": "all-MiniLM-L6-v2", "dim": DIM}
+    index = CollectionIndex(tmp_path / "index", embedder=model)
+    write(index, np.arange(6), unit(6))
+    assert index.manifest()["embedder"] == model and index.manifest()["dim"] == DIM
+    # a writer that knows nothing of the model (a removal) keeps what the manifest says
+    bare = CollectionIndex(tmp_path / "index")
+    write(bare, [], None, remove=[0, 1])
+    assert bare.manifest()["embedder"] == model and bare.manifest()["size"] == 4
+
+
+def test_reset_rebuilds_in_another_dimension_and_old_readers_keep_theirs(tmp_path):
+    old = CollectionIndex(tmp_path / "index", embedder={"engine": "e", "model": "a", "dim": DIM})
+    write(old, np.arange(10), unit(10))
+    reader = old.reader()
+    small = np.random.default_rng(1).standard_normal((10, 16)).astype(np.float32)
+    small /= np.linalg.norm(small, axis=1, keepdims=True)
+    new = CollectionIndex(tmp_path / "index", dim=16, embedder={"engine": "e", "model": "b", "dim": 16})
+
+    # without a reset, vectors of another dimension are refused and nothing is written
+    with pytest.raises(Conflict, match="384-dimension"), new.writer(timeout=5) as w:
+        w.add(np.arange(10), small, texts_for(np.arange(10)))
+    assert new.generation == 1
+
+    with new.writer(timeout=5) as w:
+        assert w.base_ids().tolist() == list(range(10))
+        w.reset()
+        assert w.base_ids().tolist() == []
+        w.add(np.arange(5, 15), np.concatenate([small, small])[:10], texts_for(np.arange(5, 15)))
+        assert w.commit() == 2
+    manifest = new.manifest()
+    assert (manifest["dim"], manifest["size"], manifest["previous"]) == (16, 10, 1)
+    assert manifest["embedder"] == {"engine": "e", "model": "b", "dim": 16}
+    fresh = new.reader()
+    assert fresh.ids().tolist() == list(range(5, 15))
+    assert fresh.dense(small[0], 1)[0][0] == 5
+    # the reader of generation 1 still searches its 384-d rows
+    assert reader.generation == 1 and reader.dense(unit(10)[3], 1)[0][0] == 3
+    assert gen_dirs(new.root) == ["gen-000001", "gen-000002"]
+
+
+def test_a_reset_with_nothing_added_commits_an_empty_generation(index):
+    write(index, np.arange(4), unit(4))
+    with index.writer(timeout=5) as w:
+        w.reset()
+        assert w.commit() == 2
+    assert index.manifest()["kind"] == "empty" and len(index.reader()) == 0
