@@ -11,11 +11,15 @@ import json
 import socket
 import subprocess
 import sys
+import threading
+import uuid
 from pathlib import Path
 
 import pytest
 
-from vidrag_kernel.errors import FetchFailed, Forbidden, InvalidInput, TooLarge
+from tests.support.media_server import MediaServer
+from tests.support.speech import ffmpeg
+from vidrag_kernel.errors import FetchFailed, Forbidden, InvalidInput, MissingDependency, TooLarge
 from vidrag_kernel.fetch import (
     check_url,
     download_audio,
@@ -25,6 +29,7 @@ from vidrag_kernel.fetch import (
     probe_duration,
 )
 from vidrag_kernel.fetch.captions import choose_track
+from vidrag_kernel.fetch.guard import Guard, guarded_downloader, refuse_unguarded
 from vidrag_kernel.records import MediaInfo
 
 # -- URL checks ----------------------------------------------------------------------------
@@ -75,6 +80,11 @@ def test_check_url_rejects_malformed_and_non_http(url, no_connections):
         ("http://0.0.0.0/", "unspecified"),
         ("http://224.0.0.1/", "multicast"),
         ("http://100.100.100.200/", "non-public"),
+        ("http://[::ffff:127.0.0.1]/", "loopback"),
+        ("http://2130706433/", "loopback"),  # decimal 127.0.0.1
+        ("http://0177.0.0.1/", "loopback"),  # octal
+        ("http://0x7f.0.0.1/", "loopback"),  # hex
+        ("http://0x7f000001/", "loopback"),
     ],
 )
 def test_check_url_refuses_internal_addresses_without_connecting(url, kind, no_connections):
@@ -82,6 +92,10 @@ def test_check_url_refuses_internal_addresses_without_connecting(url, kind, no_c
         check_url(url, [])
     assert kind in err.value.message
     assert "VIDRAG_FETCH_ALLOW_HOSTS" in err.value.message
+    if "//127.0.0.1/" not in url:
+        # the allow list names hosts as spelled: other spellings of an allowed address are vetted
+        with pytest.raises(Forbidden):
+            check_url(url, ["127.0.0.1"])
     assert not no_connections
 
 
@@ -122,6 +136,222 @@ def test_redirects_to_refused_hosts_are_blocked(settings, media_server):
         assert len(plan_source(redirect.url("talk.m4a"), allowed)) == 1
     finally:
         redirect.stop()
+
+
+# Other spellings of the media server's own address: each must be refused by the guard
+# (127.0.0.1 is allowed by name only), so the media server must never see the request.
+PRIVATE_TARGETS = [
+    ("localhost", "loopback"),
+    ("[::1]", "loopback"),
+    ("[::ffff:127.0.0.1]", "loopback"),
+    ("2130706433", "loopback"),
+    ("0177.0.0.1", "loopback"),
+    ("0x7f.0.0.1", "loopback"),
+    ("0.0.0.0", "unspecified"),
+]
+
+
+@pytest.mark.parametrize(("host", "kind"), PRIVATE_TARGETS)
+def test_redirect_to_another_spelling_of_a_private_address_is_refused(host, kind, settings, media_server):
+    from tests.support.redirect_server import RedirectServer
+
+    marker = f"lecture.m4a?guard={uuid.uuid4().hex}"
+    redirect = RedirectServer(f"http://{host}:{media_server.port}/{marker}")
+    try:
+        with pytest.raises(Forbidden) as err:
+            plan_source(redirect.url("talk.m4a"), settings)
+    finally:
+        redirect.stop()
+    assert redirect.hits >= 1
+    assert f"resolves to a {kind} address" in err.value.message
+    assert host.strip("[]") in err.value.message
+    assert not [r for r in media_server.requests if marker in r]
+
+
+@pytest.mark.parametrize("status", [301, 307])
+def test_redirect_chain_ending_on_a_private_address_is_refused(status, settings, media_server):
+    from tests.support.redirect_server import RedirectServer
+
+    marker = f"lecture.m4a?guard={uuid.uuid4().hex}"
+    last = RedirectServer(f"http://localhost:{media_server.port}/{marker}", status)
+    middle = RedirectServer(last.url("hop2"), status)
+    first = RedirectServer(middle.url("hop1"), status)
+    try:
+        with pytest.raises(Forbidden) as err:
+            plan_source(first.url("talk.m4a"), settings)
+        # every hop was followed (they are on the allowed 127.0.0.1) until the private one
+        assert (first.hits, middle.hits, last.hits) >= (1, 1, 1)
+        assert "localhost resolves to a loopback address" in err.value.message
+        assert not [r for r in media_server.requests if marker in r]
+        # the cloud metadata address at the end of a chain is refused without connecting
+        last.target = "http://169.254.169.254/latest/meta-data/"
+        with pytest.raises(Forbidden) as err:
+            plan_source(first.url("talk.m4a"), settings)
+        assert "link-local" in err.value.message
+    finally:
+        for server in (first, middle, last):
+            server.stop()
+
+
+def _resolver(names: dict[str, str], calls: list[str]):
+    """A resolver seam for the guard: ``names`` map to IPv4 addresses, nothing else resolves."""
+
+    def resolve(host: str, port: int) -> list[tuple[int, tuple]]:
+        calls.append(host)
+        if host not in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, (names[host], port))]
+
+    return resolve
+
+
+def _params(tmp_path) -> dict:
+    return {"quiet": True, "no_warnings": True, "cachedir": str(tmp_path / "cache"), "logger": None}
+
+
+def test_a_name_resolving_to_a_private_address_is_refused(media_server, tmp_path):
+    calls: list[str] = []
+    marker = f"lecture.m4a?guard={uuid.uuid4().hex}"
+    resolve = _resolver({"lectures.example.org": "127.0.0.1"}, calls)
+    with (
+        guarded_downloader(_params(tmp_path), ["127.0.0.1"], resolve=resolve) as (ydl, guard),
+        pytest.raises(Exception),  # noqa: B017 - yt-dlp's own error; the guard names the reason
+    ):
+        ydl.urlopen(f"http://lectures.example.org:{media_server.port}/{marker}")
+    assert guard.refused == [
+        f"Refusing to fetch lectures.example.org:{media_server.port} (reached by a redirect or a linked "
+        "URL): lectures.example.org resolves to a loopback address (127.0.0.1). Add the host to "
+        "VIDRAG_FETCH_ALLOW_HOSTS if it is meant to be reachable."
+    ]
+    assert calls == ["lectures.example.org"]
+    assert not [r for r in media_server.requests if marker in r]
+
+
+def test_the_guard_connects_to_the_address_it_vetted(media_server, tmp_path):
+    # The system resolver knows no "lectures.example.org" (offline): the file can only arrive if
+    # the proxy connects to the address its own resolution vetted, resolved once (no rebinding).
+    calls: list[str] = []
+    resolve = _resolver({"lectures.example.org": "127.0.0.1"}, calls)
+    allow = ["lectures.example.org"]
+    url = f"http://lectures.example.org:{media_server.port}/lecture.m4a"
+    with (
+        guarded_downloader(_params(tmp_path), allow, resolve=resolve) as (ydl, guard),
+        ydl.urlopen(url) as response,
+    ):
+        data = response.read()
+    assert data == (media_server.root / "lecture.m4a").read_bytes()
+    assert calls == ["lectures.example.org"]
+    assert guard.tunnels == 1 and not guard.refused
+
+
+def test_the_guard_fails_closed(media_server, tmp_path):
+    # a yt-dlp whose request handlers cannot use the guard's proxy (here: a scheme none of
+    # them supports) must not fetch anything, and must say why
+    marker = f"lecture.m4a?guard={uuid.uuid4().hex}"
+    with (
+        pytest.raises(MissingDependency) as err,
+        guarded_downloader(_params(tmp_path), ["127.0.0.1"], proxy_scheme="socks9") as (ydl, _),
+    ):
+        ydl.urlopen(media_server.url(marker))
+    assert "fetch guard could not be installed" in err.value.message
+    assert "nothing was fetched" in err.value.message
+    assert "did not reach the guard's proxy" in err.value.message
+    assert not [r for r in media_server.requests if marker in r]
+
+
+def _socks_greeting(port: int, methods: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"\x05" + bytes([len(methods)]) + methods)
+        return sock.recv(2)
+
+
+def test_the_guard_proxy_serves_only_its_own_session():
+    with Guard(["127.0.0.1"]) as guard:
+        # no authentication offered: refused, so another local user cannot borrow the proxy
+        assert _socks_greeting(guard.port, b"\x00") == b"\x05\xff"
+        with socket.create_connection(("127.0.0.1", guard.port), timeout=5) as sock:
+            sock.sendall(b"\x05\x01\x02")
+            assert sock.recv(2) == b"\x05\x02"
+            sock.sendall(b"\x01\x06vidrag\x05guess")
+            assert sock.recv(2) == b"\x01\x01"  # wrong password
+        assert guard.tunnels == 0
+
+
+def test_direct_connections_are_impossible(settings, media_server, tmp_path, monkeypatch):
+    """Every connection yt-dlp opens goes to the guard's proxy; only the proxy reaches the server."""
+    connects: list[tuple[str, object]] = []
+    real_connect = socket.socket.connect
+
+    def record(self, address):
+        connects.append((threading.current_thread().name, address))
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", record)
+    [info] = plan_source(media_server.url("lecture.html"), settings)
+    download_audio(info, tmp_path / "v", settings)
+    fetch_captions(info, tmp_path / "v", settings, include_auto=False)
+    server = ("127.0.0.1", media_server.port)
+    by_proxy = [a for t, a in connects if t == "vidrag-fetch-tunnel"]
+    direct = [a for t, a in connects if t != "vidrag-fetch-tunnel"]
+    assert server in by_proxy
+    assert server not in direct
+    assert direct and all(a[0] == "127.0.0.1" for a in direct)  # the proxies, on loopback
+
+
+def test_protocols_outside_the_guard_are_refused():
+    url = "https://example.org/v"
+    refuse_unguarded(
+        [{"protocol": "https"}, {"protocol": "m3u8_native"}, {"protocol": "http_dash_segments"}], url
+    )
+    refuse_unguarded([{"protocol": "m3u8_native+https"}], url)
+    for protocol in ("rtmp", "rtmp_ffmpeg", "websocket_frag", "rtsp", "m3u8_native+rtmpe"):
+        with pytest.raises(InvalidInput) as err:
+            refuse_unguarded([{"protocol": protocol}], url)
+        assert "streamed over" in err.value.message
+
+
+@pytest.fixture(scope="module")
+def hls_server(tmp_path_factory, lecture):
+    """The lecture as an HLS playlist of MPEG-TS segments, each answered after 0.3 s."""
+    root = tmp_path_factory.mktemp("hls")
+    subprocess.run(
+        [ffmpeg(), "-y", "-loglevel", "error", "-i", str(lecture.wav), "-c:a", "aac", "-b:a", "48k"]
+        + ["-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", str(root / "lecture.m3u8")],
+        check=True,
+        capture_output=True,
+    )
+    server = MediaServer(root, delay=0.3)
+    yield server
+    server.stop()
+
+
+def test_hls_fragments_download_in_parallel_through_the_guard(settings, hls_server, lecture, tmp_path):
+    segments = sorted(hls_server.root.glob("*.ts"), key=lambda p: int(p.stem.removeprefix("lecture")))
+    assert len(segments) >= 8
+    [info] = plan_source(hls_server.url("lecture.m3u8"), settings)
+    path = download_audio(info, tmp_path / "v", settings)
+    assert path.read_bytes() == b"".join(p.read_bytes() for p in segments)
+    assert probe_duration(path) == pytest.approx(lecture.duration, abs=1.0)
+    assert hls_server.peak_in_flight > 1  # fragments were fetched at the same time
+    assert {f"/{p.name}" for p in segments} <= set(hls_server.requests)
+
+
+def test_hls_fragments_on_private_hosts_are_refused(settings, hls_server, tmp_path):
+    # a playlist on an allowed host whose fragments live on a refused one
+    playlist = (hls_server.root / "lecture.m3u8").read_text()
+    marker = uuid.uuid4().hex
+    (hls_server.root / f"{marker}.m3u8").write_text(
+        "\n".join(
+            f"http://localhost:{hls_server.port}/{line}?guard={marker}" if line.endswith(".ts") else line
+            for line in playlist.splitlines()
+        )
+    )
+    [info] = plan_source(hls_server.url(f"{marker}.m3u8"), settings)
+    with pytest.raises(Forbidden) as err:
+        download_audio(info, tmp_path / "v", settings)
+    assert "localhost resolves to a loopback address" in err.value.message
+    assert not [r for r in hls_server.requests if marker in r and ".ts" in r]
+    assert not list((tmp_path / "v").glob("audio.*"))
 
 
 # -- remote media --------------------------------------------------------------------------
@@ -297,6 +527,23 @@ def test_local_file_errors(settings, media_root, tmp_path):
     assert "mp3" in err.value.message and "webm" in err.value.message
     with pytest.raises(InvalidInput):
         plan_source(str(tmp_path / "nothing-here.m4a"), settings)
+
+
+def test_probe_duration_of_a_real_file(tmp_path):
+    sample = Path(__file__).resolve().parents[1] / "samples" / "lecture.webm"
+    # the truth, independently of the container's header: the end of the last decoded frame
+    import av
+
+    with av.open(str(sample)) as container:
+        end = max(float(f.time) + f.samples / f.sample_rate for f in container.decode(audio=0))
+    assert probe_duration(sample) == pytest.approx(end, abs=0.1)
+    assert probe_duration(str(sample)) == probe_duration(sample)
+    # unknown rather than an error: not media, missing, or not a local file at all
+    notes = tmp_path / "notes.webm"
+    notes.write_text("not media")
+    assert probe_duration(notes) is None
+    assert probe_duration(tmp_path / "missing.webm") is None
+    assert probe_duration("http://127.0.0.1:9/lecture.webm") is None
 
 
 # -- caption parsing -----------------------------------------------------------------------

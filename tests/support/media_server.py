@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +18,27 @@ from pathlib import Path
 class _Handler(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
+
+    def _served(self, answer) -> None:
+        # count requests in flight, so tests can see fragments fetched in parallel
+        server = self.server
+        with server.lock:
+            server.requests.append(self.path)
+            server.in_flight += 1
+            server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+        try:
+            if server.delay:
+                time.sleep(server.delay)
+            answer()
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._served(super().do_GET)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._served(super().do_HEAD)
 
     def send_head(self):
         path = self.translate_path(self.path)
@@ -59,6 +81,14 @@ class _Handler(SimpleHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    delay = 0.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.requests: list[str] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def handle_error(self, request, client_address) -> None:
         # clients (yt-dlp probing, a browser seeking) drop connections mid-file: not an error
@@ -86,8 +116,21 @@ class LocalServer:
 
 
 class MediaServer(LocalServer):
-    """Serve ``root`` (with Range requests) on a free 127.0.0.1 port until ``stop()``."""
+    """Serve ``root`` (with Range requests) on a free 127.0.0.1 port until ``stop()``.
 
-    def __init__(self, root: Path) -> None:
+    ``requests`` lists the paths asked for (GET and HEAD); ``peak_in_flight`` is the most
+    requests served at once. ``delay`` seconds pass before each answer.
+    """
+
+    def __init__(self, root: Path, *, delay: float = 0.0) -> None:
         self.root = Path(root)
         super().__init__(partial(_Handler, directory=str(self.root)))
+        self.httpd.delay = delay
+
+    @property
+    def requests(self) -> list[str]:
+        return self.httpd.requests
+
+    @property
+    def peak_in_flight(self) -> int:
+        return self.httpd.peak_in_flight

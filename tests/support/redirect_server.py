@@ -11,11 +11,12 @@ from tests.support.media_server import LocalServer
 
 
 class RedirectServer(LocalServer):
-    """Redirect (302) every request to ``target`` until ``stop()``."""
+    """Redirect (``status``, 302 by default) every request to ``target`` until ``stop()``."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, status: int = 302) -> None:
         outer = self
         self.target = target
+        self.status = status
         self.hits = 0
 
         class Handler(BaseHTTPRequestHandler):
@@ -24,7 +25,7 @@ class RedirectServer(LocalServer):
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 outer.hits += 1
-                self.send_response(302)
+                self.send_response(outer.status)
                 self.send_header("Location", outer.target)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

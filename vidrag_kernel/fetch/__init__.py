@@ -7,8 +7,8 @@ package stays light.
 from __future__ import annotations
 
 from .captions import fetch_captions, parse_captions
-from .local import SUPPORTED_EXTENSIONS, probe_duration
-from .media import download_audio, plan_source
+from .local import SUPPORTED_EXTENSIONS
+from .media import download_audio, plan_source, probe_duration
 from .urls import check_url, normalize_url
 
 __all__ = [

@@ -10,6 +10,7 @@ from ..errors import InvalidInput
 from ..records import MediaInfo
 from ..settings import Settings
 from .local import check_decodes, check_duration, plan_local
+from .local import probe_duration as _audio_duration
 from .remote import download_remote, plan_url
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -63,3 +64,20 @@ def download_audio(
             report(1.0, "local file")
         return path
     return download_remote(info, Path(dest_dir), settings, report)
+
+
+def probe_duration(path: str | Path) -> float | None:
+    """The duration in seconds of the local media file at ``path`` (PyAV), or None.
+
+    None when the file is missing, is not media, has no audio track or states no
+    duration, so callers can fill a gap (yt-dlp reports none for HTML5 media) without a
+    failure path. Only local files are read: PyAV would open a URL itself, outside the
+    fetch guard.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return _audio_duration(path)
+    except InvalidInput:
+        return None

@@ -7,6 +7,7 @@ exceptions never leave this module: they become ``InvalidInput``, ``Forbidden``,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -19,13 +20,14 @@ from urllib.parse import urlsplit
 from ..errors import FetchFailed, Forbidden, InvalidInput, TooLarge, VidragError
 from ..records import Chapter, MediaInfo
 from ..settings import Settings
-from .guard import Guard, guarded
+from .guard import Guard, guarded_downloader, refuse_unguarded
 from .local import check_decodes, check_duration
 from .urls import check_url, normalize_url, url_key
 
 log = logging.getLogger(__name__)
 
 AUDIO_FORMAT = "bestaudio/best"  # plain "bestaudio" fails on <video> pages
+FRAGMENT_DOWNLOADS = 4  # HLS/DASH fragments fetched at once
 # Large per-format details the rest of vidrag never reads.
 # Extractors that take media from any page's HTML, with ids made from the page's URL.
 _PAGE_EMBED_EXTRACTORS = {"html5mediaembed"}
@@ -75,8 +77,10 @@ def _params(settings: Settings, logger: _Collector, **extra: Any) -> dict:
         "retries": 2,
         "fragment_retries": 2,
         "extractor_retries": 1,
-        # the connect guard follows the context of this thread only
-        "concurrent_fragment_downloads": 1,
+        # every connection goes through the guard's proxy, whichever thread opens it
+        "concurrent_fragment_downloads": FRAGMENT_DOWNLOADS,
+        # PyAV reads what yt-dlp downloads as it is; the guard leaves yt-dlp no ffmpeg
+        "fixup": "never",
         "cachedir": str(Path(settings.home) / "cache" / "yt-dlp"),
         "color": {"stdout": "no_color", "stderr": "no_color"},
     }
@@ -88,30 +92,45 @@ def _params(settings: Settings, logger: _Collector, **extra: Any) -> dict:
 
 def _session(settings: Settings, **extra: Any):
     """A guarded YoutubeDL and the run state around it."""
-    import contextlib
-
-    from yt_dlp import YoutubeDL
 
     @contextlib.contextmanager
     def session() -> Iterator[tuple[Any, _Run]]:
         logger = _Collector()
-        with guarded(settings.fetch_allow_hosts) as guard:
-            run = _Run(guard, logger)
-            try:
-                ydl = YoutubeDL(_params(settings, logger, **extra))
-            except Exception as exc:  # noqa: BLE001 - e.g. a bad option; never leak yt-dlp errors
-                raise FetchFailed(f"Could not start the downloader: {exc}") from None
-            try:
-                yield ydl, run
-            finally:
-                for warning in logger.warnings:
-                    log.info("yt-dlp: %s", warning)
+        started = False
+        try:
+            with guarded_downloader(
+                _params(settings, logger, **extra), settings.fetch_allow_hosts, timeout=settings.fetch_timeout
+            ) as (ydl, guard):
+                started = True
                 try:
-                    ydl.close()
-                except Exception as exc:  # noqa: BLE001 - e.g. an unwritable cookies file
-                    log.warning("yt-dlp did not close cleanly: %s", exc)
+                    yield ydl, _Run(guard, logger)
+                finally:
+                    for warning in logger.warnings:
+                        log.info("yt-dlp: %s", warning)
+        except VidragError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never leak yt-dlp errors
+            if started:
+                raise
+            raise _startup_error(exc) from None
 
     return session()
+
+
+def _cookie_error(cause: BaseException) -> InvalidInput | None:
+    if type(cause).__name__ != "CookieLoadError":
+        return None
+    detail = cause.__context__ or cause
+    return InvalidInput(f"The cookies file in VIDRAG_COOKIES_FILE could not be loaded: {detail}")
+
+
+def _startup_error(exc: BaseException) -> VidragError:
+    """The error for a downloader that could not start (bad options, bad cookies)."""
+    cause = exc
+    exc_info = getattr(exc, "exc_info", None)
+    if exc_info and exc_info[1] is not None:  # yt-dlp's DownloadError wraps the cause
+        cause = exc_info[1]
+    return _cookie_error(cause) or FetchFailed(f"Could not start the downloader: {exc}")
 
 
 def _no_media(url: str) -> InvalidInput:
@@ -132,9 +151,8 @@ def _translate(exc: BaseException, url: str, run: _Run) -> VidragError:
         cause = exc.exc_info[1]
     if isinstance(cause, VidragError):
         return cause
-    if type(cause).__name__ == "CookieLoadError":
-        detail = cause.__context__ or cause
-        return InvalidInput(f"The cookies file in VIDRAG_COOKIES_FILE could not be loaded: {detail}")
+    if cookie := _cookie_error(cause):
+        return cookie
     if isinstance(cause, UnsupportedError):
         return _no_media(url)
     if isinstance(cause, ExtractorError) and isinstance(cause.cause, BaseException):
@@ -371,6 +389,7 @@ def download_remote(
         if not full or _is_playlist(full):
             raise _no_media(page_url)
         check_duration(info.title, full.get("duration"), settings)
+        refuse_unguarded(full.get("requested_formats") or [full], page_url)
         for chosen in _chosen_urls(full):
             check_url(chosen, settings.fetch_allow_hosts)
         if report is not None:

@@ -1,6 +1,7 @@
 """URL checks for fetching: only http(s), and never private networks unless allowed.
 
-The guard runs before any connection is made, so a refused URL sends no traffic.
+The check runs before any connection is made, so a refused URL sends no traffic. The
+same rule (``vet_host``) vets every connection yt-dlp opens later (see ``guard``).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import FetchFailed, Forbidden, InvalidInput
@@ -60,27 +61,44 @@ def _refused_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
     return None
 
 
-def host_refusal(host: str, port: int, allow_hosts: Iterable[str], url: str) -> str | None:
-    """A refusal message when ``host`` may not be reached, else None.
+Resolver = Callable[[str, int], list[tuple[int, tuple]]]
+"""``resolve(host, port)``: the ``(family, sockaddr)`` pairs a TCP connection may use."""
 
-    Every address the host resolves to must be public: an attacker controlling DNS could
-    otherwise return one public and one private address.
+
+def system_resolve(host: str, port: int) -> list[tuple[int, tuple]]:
+    """The system resolver's TCP addresses for ``host`` (IP literals in any spelling too)."""
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    return [(family, sockaddr) for family, _type, _proto, _name, sockaddr in infos]
+
+
+def vet_host(
+    host: str, port: int, allow_hosts: Iterable[str], url: str, resolve: Resolver = system_resolve
+) -> list[tuple[int, tuple]]:
+    """The addresses ``host`` may be reached at, resolved once.
+
+    Raises ``Forbidden`` when any address is internal and the host is not allowed: an
+    attacker controlling DNS could otherwise return one public and one private address.
+    Connecting to exactly these addresses (not resolving again) leaves no room for DNS
+    rebinding. Raises ``FetchFailed`` when the host does not resolve.
     """
-    if _allowed(host, allow_hosts):
-        return None
+    bare = host.strip("[]")
     try:
-        infos = socket.getaddrinfo(host.strip("[]"), port, 0, socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        addresses = resolve(bare, port)
+    except (OSError, UnicodeError) as exc:
         raise FetchFailed(f"Could not fetch {url}: cannot resolve host {host!r} ({exc})") from None
-    for info in infos:
-        address = str(info[4][0]).split("%", 1)[0]  # drop an IPv6 zone id
+    if not addresses:
+        raise FetchFailed(f"Could not fetch {url}: cannot resolve host {host!r}")
+    if _allowed(host, allow_hosts):
+        return addresses
+    for _family, sockaddr in addresses:
+        address = str(sockaddr[0]).split("%", 1)[0]  # drop an IPv6 zone id
         kind = _refused_kind(ipaddress.ip_address(address))
         if kind:
-            return (
+            raise Forbidden(
                 f"Refusing to fetch {url}: {host} resolves to a {kind} address ({address}). "
                 "Add the host to VIDRAG_FETCH_ALLOW_HOSTS if it is meant to be reachable."
             )
-    return None
+    return addresses
 
 
 def check_url(url: str, allow_hosts: Iterable[str]) -> None:
@@ -89,12 +107,12 @@ def check_url(url: str, allow_hosts: Iterable[str]) -> None:
     Raises ``InvalidInput`` for anything but a well-formed http(s) URL, and ``Forbidden``
     when the host resolves (any of its addresses) to a loopback, private, link-local,
     multicast, reserved or unspecified address, unless the host (lowercased, without
-    port) is listed in ``allow_hosts``. Nothing but DNS resolution happens here.
+    port) is listed in ``allow_hosts``. An allowed host is not resolved here. Nothing but
+    DNS resolution happens here.
     """
     _parts, _scheme, host, port = _split(url)
-    refusal = host_refusal(host, port, allow_hosts, url)
-    if refusal:
-        raise Forbidden(refusal)
+    if not _allowed(host, allow_hosts):
+        vet_host(host, port, allow_hosts, url)
 
 
 def normalize_url(url: str) -> str:
