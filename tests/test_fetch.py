@@ -476,7 +476,9 @@ def test_connection_refused_is_fetch_failed(settings):
         port = s.getsockname()[1]
     with pytest.raises(FetchFailed) as err:
         plan_source(f"http://127.0.0.1:{port}/lecture.m4a", settings)
-    assert err.value.message.startswith(f"Could not fetch http://127.0.0.1:{port}/lecture.m4a")
+    assert err.value.message == (
+        f"Could not fetch http://127.0.0.1:{port}/lecture.m4a: cannot connect to 127.0.0.1:{port} (Connection refused)"
+    )
 
 
 def test_bad_cookies_file_is_named(settings, media_server, tmp_path):

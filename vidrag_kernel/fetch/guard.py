@@ -87,8 +87,9 @@ def _reply_code(exc: OSError) -> int:
 class Guard:
     """A SOCKS5 proxy on 127.0.0.1 that connects only where ``vet_host`` allows.
 
-    ``refused`` keeps the refusal messages (a user-facing reason for the error yt-dlp
-    raises); ``tunnels`` and ``peak_tunnels`` count the connections it carried. It asks
+    ``refused`` keeps the refusal messages and ``failures`` the hosts it could not
+    resolve or reach (user-facing reasons for the error yt-dlp then raises); ``tunnels``
+    and ``peak_tunnels`` count the connections it carried. It asks
     for a per-session password, so other local users cannot borrow it.
     """
 
@@ -99,6 +100,7 @@ class Guard:
         self.timeout = timeout
         self.resolve = resolve
         self.refused: list[str] = []
+        self.failures: list[str] = []
         self.tunnels = 0
         self.peak_tunnels = 0
         self.probe_host = f"probe-{secrets.token_hex(8)}.vidrag-guard.invalid"
@@ -252,6 +254,7 @@ class Guard:
             self._reply(client, _NOT_ALLOWED)
             return None
         except FetchFailed:
+            self.failures.append(f"cannot resolve host {host!r}")
             self._reply(client, _HOST_UNREACHABLE)
             return None
         error: OSError = OSError(errno.EHOSTUNREACH, "no address")
@@ -276,6 +279,7 @@ class Guard:
             )
             client.sendall(bound)
             return upstream
+        self.failures.append(f"cannot connect to {shown}:{port} ({error.strerror or error})")
         self._reply(client, _reply_code(error))
         return None
 

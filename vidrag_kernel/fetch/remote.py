@@ -139,7 +139,7 @@ def _no_media(url: str) -> InvalidInput:
 
 def _translate(exc: BaseException, url: str, run: _Run) -> VidragError:
     """One vidrag error for whatever yt-dlp raised."""
-    from yt_dlp.networking.exceptions import HTTPError, RequestError
+    from yt_dlp.networking.exceptions import HTTPError, ProxyError, RequestError
     from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
     if run.guard.refused:
@@ -161,6 +161,9 @@ def _translate(exc: BaseException, url: str, run: _Run) -> VidragError:
             cause = inner
     if isinstance(cause, HTTPError):
         return FetchFailed(f"Could not fetch {url}: HTTP Error {cause.status}")
+    if isinstance(cause, ProxyError) and run.guard.failures:
+        # the guard's proxy could not reach the host: its reason reads better than SOCKS codes
+        return FetchFailed(f"Could not fetch {url}: {run.guard.failures[-1]}")
     if isinstance(cause, RequestError):
         return FetchFailed(f"Could not fetch {url}: {cause.msg or type(cause).__name__}")
     message = getattr(cause, "orig_msg", None) or str(cause)
@@ -330,6 +333,7 @@ def _plan_entries(entries: list[dict], url: str, settings: Settings) -> list[Med
                 log.warning("skipping playlist entry %s: %s", entry_url, exc.message)
                 first_error = first_error or exc
             run.guard.refused.clear()
+            run.guard.failures.clear()
     if not results and first_error is not None:
         raise first_error
     return results
