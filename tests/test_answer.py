@@ -268,7 +268,12 @@ def test_cli_ask_json_conversations_and_export(ingested, llm, tmp_path):
     r = vidrag(home, "ask", "How was the king executed?", "--collection", "Lectures", "--json", env=env)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert {"answer", "citations", "mode", "model", "usage", "latency_ms", "conversation_id"} <= set(out)
+    # one JSON shape for an answer: Answer.to_dict, the text under "answer", the trace included
+    assert set(out) == set(Answer(text="").to_dict())
+    assert {"answer", "citations", "mode", "model", "usage", "latency_ms", "conversation_id", "trace"} <= set(
+        out
+    )
+    assert out["trace"]["generations"]
     assert out["mode"] == "llm" and "[1]" in out["answer"]
     # the fake LLM quotes its sources' first sentences, which move with tiny.en's chunking:
     # the cited passage is what must hold the answer

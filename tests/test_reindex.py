@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -18,7 +19,7 @@ from vidrag_kernel import Workbench
 from vidrag_kernel.catalog import IngestJob
 from vidrag_kernel.embed import get_embedder
 from vidrag_kernel.errors import Conflict
-from vidrag_kernel.indexing import add_videos_to_index, open_index
+from vidrag_kernel.indexing import add_videos_to_index, open_index, write_chunks
 
 QUESTION = "How was the French king put to death?"
 
@@ -126,6 +127,18 @@ def test_an_index_from_before_the_embedder_was_recorded_counts_as_minilm(lecture
     (index_dir / "manifest.json").write_text(json.dumps(manifest))
 
     assert wb.search(QUESTION, "Lectures", k=1)
+    # vectors made elsewhere (a worker) say which model made them; no model is loaded to check
+    foreign = {"engine": "sentence-transformers", "model": "another-384-d-model", "dim": 384}
+    with pytest.raises(Conflict, match="another-384-d-model"):
+        write_chunks(
+            wb.ctx,
+            wb.collections.get("Lectures").id,
+            add_ids=[1],
+            vectors=np.ones((1, 384), np.float32) / np.sqrt(384),
+            texts=["a passage"],
+            embedder=foreign,
+        )
+    assert _manifest(wb)["generation"] == manifest["generation"]
     other = Workbench(make_settings(wb.settings.home, embedding_model=str(dense128)))
     try:
         with pytest.raises(Conflict, match=r"all-MiniLM-L6-v2 \(sentence-transformers, 384 dimensions\)"):

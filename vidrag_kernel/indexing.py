@@ -48,20 +48,27 @@ def built_by(manifest: dict) -> dict:
     return {**LEGACY_IDENTITY, "dim": int(manifest.get("dim", LEGACY_IDENTITY["dim"]))}
 
 
-def open_index(ctx: Context, collection_id: str, *, embedder=None, check: bool = True):
+def open_index(
+    ctx: Context, collection_id: str, *, embedder=None, identity: dict | None = None, check: bool = True
+):
     """The ``CollectionIndex`` of one collection, for vectors of the configured embedder.
 
     ``embedder`` is the embedder whose vectors will be searched or added (default: the
-    configured one, loaded once per process). With ``check``, an index that holds vectors
-    of another embedder raises ``Conflict`` naming the model that built it and how to
-    rebuild it (``vidrag reindex``); an empty index takes any embedder.
+    configured one, loaded once per process); or ``identity`` describes it (``engine``,
+    ``model``, ``dim``, as ``embed.identity`` gives), and no model is loaded. With
+    ``check``, an index that holds vectors of another embedder raises ``Conflict`` naming
+    the model that built it and how to rebuild it (``vidrag reindex``); an empty index
+    takes any embedder.
     """
-    from .embed import get_embedder, identity
     from .index import CollectionIndex
 
-    if embedder is None:
-        embedder = get_embedder(ctx.settings)
-    current = identity(embedder, ctx.settings)
+    if identity is not None:
+        current = dict(identity)
+    else:
+        from .embed import get_embedder
+        from .embed import identity as identity_of
+
+        current = identity_of(embedder if embedder is not None else get_embedder(ctx.settings), ctx.settings)
     index = CollectionIndex(
         ctx.layout.index_dir(collection_id),
         dim=current["dim"],
@@ -114,14 +121,16 @@ def write_chunks(
     vectors: np.ndarray | None = None,
     texts: Sequence[str] = (),
     remove_ids: Iterable[int] = (),
+    embedder: dict | None = None,
 ) -> int:
     """Remove ``remove_ids`` then add the given vectors, as one new index generation.
 
-    ``vectors`` must come from the configured embedder (``Conflict`` if the index was
-    built by another); a removal alone works on any index.
+    ``embedder`` is the identity of the model that made ``vectors`` (``embed.identity``;
+    default: the configured embedder's, which loads it). Adding to an index built by
+    another model is a ``Conflict``; a removal alone works on any index.
     """
     adding = len(add_ids) > 0
-    index = open_index(ctx, collection_id) if adding else index_root(ctx, collection_id)
+    index = open_index(ctx, collection_id, identity=embedder) if adding else index_root(ctx, collection_id)
     with index.writer() as writer:
         base = writer.manifest
         # checked again under the lock: a reindex may have committed since the index was opened
