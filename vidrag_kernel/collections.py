@@ -33,6 +33,8 @@ class CollectionInfo:
     total_duration: float = 0.0
     role: str = "owner"
     created_at: datetime | None = None
+    #: the library holding it: "local" (this server's data) or "shared" (the vidrag service)
+    library: str = "local"
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

@@ -222,7 +222,7 @@ class Ingestor:
         job = JobRun(self._ctx, job_id or self._new_job(info, collection_id, mode), info.title, progress)
         settings = self._ctx.settings
         try:
-            video_id, existing = self._video_row(info)
+            video_id, existing = self.video_row(info)
             job.update(video_id=video_id)
             if existing:
                 return self._link_existing(job, info, video_id, collection_id)
@@ -263,7 +263,7 @@ class Ingestor:
         job.timings.update(prepared.timings)
         job.source = prepared.transcript.source
         try:
-            video_id, _existing = self._video_row(info)
+            video_id, _existing = self.video_row(info)
             job.update(video_id=video_id)
             with job.stage("indexing", "index"):
                 stages.commit(self._ctx, collection_id, video_id, prepared)
@@ -271,7 +271,7 @@ class Ingestor:
         except Exception as exc:
             return job.failed(info, exc)
 
-    def _video_row(self, info: MediaInfo) -> tuple[str, bool]:
+    def video_row(self, info: MediaInfo) -> tuple[str, bool]:
         """The video's id, creating the row if new; True if it is already fully ingested."""
         with self._ctx.catalog.session() as s:
             row = s.scalar(select(Video).where(Video.source_key == info.source_key))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from .access import ACTIONS
 from .catalog import Collection, CollectionVideo, Video
 from .catalog import Segment as SegmentRow
 from .context import Context
@@ -124,9 +125,11 @@ class Videos:
             )
             for collection in holders:
                 if not access.allows(s, collection, action):
+                    role = access.role(s, collection)
+                    held = f"you are a {role} there" if role else "you hold no role there"
                     raise Forbidden(
-                        f"{row.title!r} is also in {collection.name!r}, which you may not change: "
-                        "remove it from your own collections instead"
+                        f"{row.title!r} is in {collection.name!r}, and changing it needs the "
+                        f"{ACTIONS[action]} role ({held}): remove it from your own collections instead"
                     )
         return row
 

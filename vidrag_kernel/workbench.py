@@ -18,48 +18,52 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .catalog import Catalog
-from .collections import Collections
-from .context import Context
-from .conversations import Conversations
-from .ingest import Ingestor, IngestResult, PlanItem
-from .jobs import Jobs
-from .layout import Layout
+from .ingest import IngestResult, PlanItem
+from .library import Library, LocalLibrary
 from .progress import ProgressCallback
-from .retrieve import Retriever, SearchHit
+from .retrieve import SearchHit
+from .routing import CollectionsView, ConversationsView, JobsView, Libraries, VideosView
 from .settings import Settings
-from .videos import Videos
 
 if TYPE_CHECKING:
     from .answer.types import Answer
     from .evaluate import EvalReport
+    from .stages import Prepared
 
 
 class Workbench:
-    """Ingest, search and ask questions of lecture videos."""
+    """Ingest, search and ask questions of lecture videos.
 
-    def __init__(self, settings: Settings | None = None, **overrides) -> None:
+    Behind it sit one or more libraries (``vidrag_kernel.library``): the local one on
+    ``settings.home`` always comes first; ``libraries`` adds others, such as the vidrag
+    service's shared course collections. Every call goes to the library that holds the
+    collection, video or conversation it names, so callers never branch on where a
+    collection lives.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, libraries: Sequence[Library] = (), **overrides
+    ) -> None:
         settings = settings or Settings.from_env()
         if overrides:
             settings = settings.with_(**overrides)
         self.settings = settings
-        layout = Layout(settings.home)
-        layout.ensure()
-        self.ctx = Context(settings, Catalog(settings.resolved_database_url), layout)
-        self.collections = Collections(self.ctx)
-        self.videos = Videos(self.ctx, self.collections)
-        self._ingestor = Ingestor(self.ctx, self.collections)
-        self.jobs = Jobs(self.ctx, self._ingestor, self.collections)
-        self.retriever = Retriever(self.ctx, self.collections)
-        self.conversations = Conversations(self.ctx, self.collections)
-        self._asker = None
+        self.local = LocalLibrary(settings)
+        self.libraries = Libraries([self.local, *libraries])
+        self.ctx = self.local.ctx
+        self.retriever = self.local.retriever
+        self.collections = CollectionsView(self.libraries)
+        self.videos = VideosView(self.libraries)
+        self.jobs = JobsView(self.libraries)
+        self.conversations = ConversationsView(self.libraries)
 
     def __repr__(self) -> str:
         return f"Workbench(home={str(self.settings.home)!r}, user={self.settings.user!r})"
 
     def close(self) -> None:
-        """Release the catalog's connections."""
-        self.ctx.catalog.close()
+        """Release every library's connections."""
+        for lib in self.libraries.all:
+            lib.close()
 
     def __enter__(self) -> Workbench:
         return self
@@ -70,7 +74,7 @@ class Workbench:
     # -- ingest --------------------------------------------------------------------------
     def plan(self, source: str | Sequence[str], captions: str | None = None) -> list[PlanItem]:
         """What ``source`` would add (titles, durations, captions, estimated time), downloading no media."""
-        return self._ingestor.plan(source, captions)
+        return self.libraries.default.plan(source, captions)
 
     def ingest(
         self,
@@ -84,10 +88,25 @@ class Workbench:
 
         ``source`` is a URL yt-dlp understands (video, playlist, channel, web page with
         media) or a local audio/video file, or a list of them. ``captions`` is one of
-        auto, prefer, only, never. A source that cannot be used at all raises a
+        auto, prefer, only, never. A ``collection`` name that does not exist yet is
+        created (with a warning saying so). A source that cannot be used at all raises a
         ``VidragError``; a video of a playlist that fails comes back with status "failed".
         """
-        return self._ingestor.run(source, collection, captions, progress)
+        lib = self.libraries.for_collection(collection)
+        return lib.ingest(source, collection, captions=captions, progress=progress)
+
+    def commit_prepared(
+        self, prepared: Prepared, collection: str | None = None, *, progress: ProgressCallback | None = None
+    ) -> IngestResult:
+        """Commit a video whose stages ran elsewhere (``vidrag_kernel.stages.prepare`` in a
+        Dask worker or a notebook) into ``collection``, as that collection's writer."""
+        return self.local.commit_prepared(prepared, collection, progress)
+
+    def reindex(self, collection: str, *, progress: ProgressCallback | None = None) -> int:
+        """Re-embed a collection's stored passages with the configured embedder into a new
+        index generation (after changing ``VIDRAG_EMBEDDING_MODEL``); nothing is downloaded
+        or transcribed again. Returns the new generation number."""
+        return self.libraries.for_collection(collection).reindex(collection, progress)
 
     # -- search --------------------------------------------------------------------------
     def search(
@@ -105,20 +124,14 @@ class Workbench:
         With ``merge``, neighbouring chunks that both match join into one passage of whole
         sentences (as answers use them).
         """
-        return self.retriever.search(query, collection, videos, tags, k, merge=merge)
+        lib = self.libraries.for_scope(collection, videos)
+        return lib.search(query, collection, videos=videos, tags=tags, k=k, merge=merge)
 
     def transcript(self, video_id: str, fmt: str = "txt") -> str:
         """A video's transcript as txt, json, srt or vtt."""
-        return self.videos.transcript(video_id, fmt)
+        return self.libraries.for_video(video_id).transcript(video_id, fmt)
 
     # -- answers -------------------------------------------------------------------------
-    def _answers(self):
-        if self._asker is None:
-            from .answer.pipeline import Asker
-
-            self._asker = Asker(self.ctx, self.retriever, self.conversations)
-        return self._asker
-
     def ask(
         self,
         question: str,
@@ -138,9 +151,8 @@ class Workbench:
         (unless ``save`` is False). Returns an ``Answer`` (text, citations, mode, model,
         usage, latency_ms, conversation_id, flagged, no_answer, fallback_reason, trace).
         """
-        return self._answers().ask(
-            question, collection=collection, videos=videos, tags=tags, conversation=conversation, save=save
-        )
+        lib = self.libraries.for_scope(collection, videos, conversation)
+        return lib.ask(question, collection, videos=videos, tags=tags, conversation=conversation, save=save)
 
     def ask_stream(
         self,
@@ -164,8 +176,9 @@ class Workbench:
         Show ``answer.text`` once it arrives: it is the checked text (a citation marker
         that no source backs is removed; an LLM failure part-way appends the fallback).
         """
-        return self._answers().stream(
-            question, collection=collection, videos=videos, tags=tags, conversation=conversation, save=save
+        lib = self.libraries.for_scope(collection, videos, conversation)
+        return lib.ask_stream(
+            question, collection, videos=videos, tags=tags, conversation=conversation, save=save
         )
 
     def evaluate(
