@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.browser import SMALL_CHUNKS, Shots, clock, panel_text, player_position, workbench_session
+from tests.support.browser import SMALL_CHUNKS, Shots, clock, player_position, workbench_session
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "dashboards"
@@ -31,6 +31,7 @@ def test_each_app_builds_against_a_workbench(settings):
     import panel as pn
     import vidrag_dashboards
     from vidrag_dashboards.app import WorkbenchApp
+    from vidrag_dashboards.layout import Region
 
     from vidrag_kernel import Workbench
 
@@ -38,13 +39,14 @@ def test_each_app_builds_against_a_workbench(settings):
         wb.collections.create("Course", instructor="Ada", tags=["week1"])
         app = vidrag_dashboards.workbench(wb, links={"Open JupyterLab": "/user/x/lab"})
         assert isinstance(app, WorkbenchApp)
-        assert app.tabs._names == ["Chat", "Collections"]
-        assert 'href="/user/x/lab"' in app.links.object
+        assert app.tabs.names == ["Chat", "Collections"]
+        [nav] = [r for r in app.__panel__().select(Region) if r.tag == "nav"]  # the links' landmark
+        assert 'href="/user/x/lab"' in nav.objects[0].object
         app.add_tab("Sharing", pn.pane.Markdown("later"))
-        assert len(app.tabs) == 3
+        assert len(app.tabs) == 3 and app.tabs.names[-1] == "Sharing"
         assert isinstance(app.template(), pn.template.BaseTemplate)
         # the manager lists the collection with its metadata; the chat offers it as a scope
-        table = app.manager.collections_table.value
+        table = app.manager.collections.table.value
         assert set(table["name"]) == {"Course", "Uncategorized"}
         assert table.set_index("name").loc["Course", "instructor"] == "Ada"
         assert any("Course" in label for label in app.chat.scope.options)
@@ -67,27 +69,29 @@ def test_servable_scripts_build(tmp_path, monkeypatch):
 
 
 def test_an_upload_over_the_limit_is_refused_and_nothing_is_saved(settings, monkeypatch):
-    from vidrag_dashboards import collection_manager
+    from vidrag_dashboards import add_videos
+    from vidrag_dashboards.collection_manager import CollectionManager
     from vidrag_dashboards.state import AppState
 
     from vidrag_kernel import Workbench
 
-    monkeypatch.setattr(collection_manager, "MAX_UPLOAD_MB", 0.001)  # 1 kB
+    monkeypatch.setattr(add_videos, "MAX_UPLOAD_MB", 0.001)  # 1 kB
     with Workbench(settings) as wb:
-        manager = collection_manager.CollectionManager(AppState(wb))
-        manager.upload.filename = "lecture.mp4"
-        manager.upload.value = b"\0" * 5000
-        assert manager.status.alert_type == "danger" and "limited to 0.001 MB" in manager.status.object
-        assert manager._upload_path is None and not (settings.home / "uploads").exists()
-        manager.upload.value = b"\0" * 500  # a small one is taken
-        assert manager._upload_path is not None and manager._upload_path.read_bytes() == b"\0" * 500
+        manager = CollectionManager(AppState(wb))
+        add, status = manager.add_videos, manager.notices.status
+        add.upload.filename = "lecture.mp4"
+        add.upload.value = b"\0" * 5000
+        assert status.alert_type == "danger" and "limited to 0.001 MB" in status.object
+        assert add._upload_path is None and not (settings.home / "uploads").exists()
+        add.upload.value = b"\0" * 500  # a small one is taken
+        assert add._upload_path is not None and add._upload_path.read_bytes() == b"\0" * 500
 
 
 def test_an_upload_is_saved_under_its_name_whichever_comes_first(settings):
     """In Voila (jupyter_bokeh) a file's bytes arrive before its name, and the name only if
     it changed; ``panel serve`` sends both at once. Either way the file is saved under its
     own name (its extension decides how it is read) and no stray copy is left."""
-    from vidrag_dashboards.collection_manager import CollectionManager
+    from vidrag_dashboards.add_videos import AddVideosCard
     from vidrag_dashboards.state import AppState
 
     from vidrag_kernel import Workbench
@@ -96,7 +100,7 @@ def test_an_upload_is_saved_under_its_name_whichever_comes_first(settings):
         return sorted(p.name for p in (settings.home / "uploads").rglob("*") if p.is_file())
 
     with Workbench(settings) as wb:
-        manager = CollectionManager(AppState(wb))
+        manager = AddVideosCard(AppState(wb))  # the upload receiver, on its own
         manager.upload.value = b"first"  # Voila: the bytes...
         assert manager._upload_path is None and "Receiving" in manager.upload_note.object
         manager.upload.filename = "week1.m4a"  # ...then the name
@@ -123,24 +127,54 @@ def test_manager_actions_update_the_catalog(settings):
 
     with Workbench(settings) as wb:
         manager = CollectionManager(AppState(wb))
-        assert manager.f_description.value == "Videos not in a course yet"  # Uncategorized, selected
-        manager._clear_form()
-        assert manager.f_description.value == "" and manager.f_name.value == ""
-        manager.f_name.value = "Physics"
-        manager.f_semester.value = "Fall 2026"
-        manager._create()
+        form, notices = manager.collections, manager.notices
+        assert form.f_description.value == "Videos not in a course yet"  # Uncategorized, selected
+        form.clear_form()
+        assert form.f_description.value == "" and form.f_name.value == ""
+        form.f_name.value = "Physics"
+        form.f_semester.value = "Fall 2026"
+        form.create()
         assert wb.collections.get("Physics").semester == "Fall 2026"
         assert wb.collections.get("Physics").description == ""
-        manager.f_name.value = "Physics 101"
-        manager._save()
+        assert manager.videos.target.options["Physics"]  # the other cards heard of it
+        form.f_name.value = "Physics 101"
+        form.save()
         assert wb.collections.get("Physics 101")
-        manager.f_name.value = "Physics 101"
-        manager._guard(manager._create)  # a duplicate name is a message, not a traceback
-        assert manager.status.alert_type == "danger" and "already exists" in manager.status.object
-        manager._ask_delete_collection()
-        assert manager.confirm_row.visible
-        manager._confirmed()
+        form.f_name.value = "Physics 101"
+        form.create_button.clicks += 1  # a duplicate name is its own message, not a traceback
+        assert notices.status.alert_type == "danger"
+        assert notices.status.object == "A collection named 'Physics 101' already exists"
+        form.ask_delete()
+        assert notices.confirm_row.visible
+        notices.confirm_button.clicks += 1
         assert [c.name for c in wb.collections.list()] == ["Uncategorized"]
+
+
+def test_the_edge_keeps_vidrag_messages_and_logs_anything_else(caplog):
+    """Both apps report through ``feedback.guarded``: a VidragError's message as written for
+    users; any other error logged with its traceback, and only a short message shown."""
+    import logging
+
+    from vidrag_dashboards.feedback import UNEXPECTED, guarded
+
+    from vidrag_kernel.errors import NotFound
+
+    def missing():
+        raise NotFound("No collection called 'Physics'.")
+
+    def broken():
+        return {}["secret internal key"]
+
+    said: list[str] = []
+    with caplog.at_level(logging.ERROR, logger="vidrag_dashboards"):
+        assert guarded(missing, said.append) is False
+        assert not caplog.records  # the user's own mistake: not the server's log
+        assert guarded(broken, said.append) is False
+        assert guarded(said.append, said.append, "fine") is True
+    assert said == ["No collection called 'Physics'.", UNEXPECTED, "fine"]
+    assert "secret internal key" not in UNEXPECTED
+    [record] = caplog.records
+    assert record.exc_info[0] is KeyError and "in broken" in caplog.text  # with its traceback
 
 
 def test_media_sources(settings, media_server, media_root):
@@ -195,7 +229,7 @@ def test_voila_notebook_executes(tmp_path):
     # the app displays as an ipywidget (jupyter_bokeh), which Voila renders
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert (tmp_path / "home" / "catalog.sqlite").exists()
-    assert "jupyterlab_url()" in nb.cells[2].source
+    assert "jupyterlab_url()" in nb.cells[1].source
 
 
 # -- the real browser ------------------------------------------------------------------------------
@@ -287,11 +321,11 @@ def test_workbench_session_in_a_browser(panel_server, browser, media_server):
 def _upload_a_lecture(page, shot, path: Path) -> None:
     """Upload a file from the browser: it is planned at once, ingests, and its transcript
     lines play the uploaded file (served by the media route) from their second."""
-    page.locator(".bk-tab", has_text="Collections").click()
+    page.get_by_role("tab", name="Collections").click()
     page.locator("input[type=file]").set_input_files(str(path))
     page.get_by_text("Uploaded", exact=False).wait_for()
     page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for(timeout=60_000)
-    assert "asr" in panel_text(page.locator(".vidrag-plan"))
+    page.locator(".vidrag-plan-table .tabulator-cell", has_text="asr").wait_for()
     shot("upload-planned")
     page.get_by_role("button", name="Ingest 1 video(s)").click()
     videos = page.locator(".vidrag-videos")

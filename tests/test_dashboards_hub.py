@@ -132,7 +132,7 @@ def test_a_large_upload_reaches_the_voila_dashboard(hub, browser, media_server, 
     assert big.stat().st_size > 10 * 2**20 * 3 / 4
     page, shot, errors = _log_in(browser, hub, "instructor", "hub-upload")
     with shot.on_failure():
-        page.locator(".bk-tab", has_text="Collections").click()
+        page.get_by_role("tab", name="Collections").click()
         page.locator("input[type=file]").set_input_files(str(big))
         page.get_by_text("Uploaded lecture-48k.wav", exact=False).wait_for(timeout=120_000)
         page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for(timeout=60_000)

@@ -4,7 +4,7 @@ panel serve dashboards/apps/chat.py --plugins vidrag_dashboards.media
 """
 
 import panel as pn
-from vidrag_dashboards.app import CSS, EXTENSIONS, VIEWPORT
+from vidrag_dashboards.app import CSS, EXTENSIONS, page, served
 from vidrag_dashboards.chat_panel import ChatPanel
 from vidrag_dashboards.state import AppState
 
@@ -12,6 +12,4 @@ pn.extension(*EXTENSIONS, raw_css=[CSS])
 
 state = AppState()
 state.start()
-pn.template.FastListTemplate(
-    title="vidrag chat", main=[ChatPanel(state)], main_layout=None, raw_css=[CSS], meta_viewport=VIEWPORT
-).servable()
+served(page("vidrag chat", ChatPanel(state)), title="vidrag chat").servable()

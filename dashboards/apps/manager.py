@@ -4,7 +4,7 @@ panel serve dashboards/apps/manager.py --plugins vidrag_dashboards.media
 """
 
 import panel as pn
-from vidrag_dashboards.app import CSS, EXTENSIONS, VIEWPORT
+from vidrag_dashboards.app import CSS, EXTENSIONS, page, served
 from vidrag_dashboards.collection_manager import CollectionManager
 from vidrag_dashboards.state import AppState
 
@@ -12,10 +12,4 @@ pn.extension(*EXTENSIONS, raw_css=[CSS])
 
 state = AppState()
 state.start()
-pn.template.FastListTemplate(
-    title="vidrag",
-    main=[CollectionManager(state)],
-    main_layout=None,
-    raw_css=[CSS],
-    meta_viewport=VIEWPORT,
-).servable()
+served(page("vidrag collections", CollectionManager(state))).servable()

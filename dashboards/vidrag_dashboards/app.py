@@ -1,9 +1,13 @@
-"""The whole workbench: tabs for the collection manager and the chat, room for more.
+"""The whole workbench: tabs for the chat and the collection manager, room for more.
 
 ``WorkbenchApp`` is what Voila and notebooks display (a plain layout: templates do not
 render inside notebooks) and what ``template()`` wraps for ``panel serve``. The hub
 service will add sharing, usage and billing panels with ``add_tab``; the header has room
-for links (``Open JupyterLab``) and the sidebar of the served template for account items.
+for links (``Open JupyterLab``).
+
+The page is built for everyone (WCAG 2.1 AA): one ``<main>`` with the page's ``<h1>``, the
+links in a ``<nav>``, tabs that work from the keyboard, and cards titled with ``<h2>``
+(see ``layout``).
 """
 
 from __future__ import annotations
@@ -16,17 +20,20 @@ from . import notebook_comms
 from .chat_panel import ChatPanel
 from .collection_manager import CollectionManager
 from .format import esc
+from .layout import Region, Tabs
 from .state import AppState
 
 TITLE = "vidrag"
+HEADING = "vidrag workbench"
+INTRO = "Ask questions of your lecture videos (<strong>Chat</strong>), and add or organise them (<strong>Collections</strong>)."
 #: Panel extensions the components need; call ``pn.extension(*EXTENSIONS)`` before building.
 EXTENSIONS = ("tabulator",)
 
 VIEWPORT = "width=device-width, initial-scale=1"
 
+#: Page-wide CSS (the components style themselves inside their shadow roots).
 CSS = """
-.vidrag-plan-table { border-collapse: collapse; width: 100%; font-size: 0.9em; }
-.vidrag-plan-table th, .vidrag-plan-table td { border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: left; }
+body { color: #1f2328; }
 """
 
 
@@ -35,8 +42,41 @@ def jupyterlab_url() -> str:
     return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/").rstrip("/") + "/lab"
 
 
+def page(heading: str, *objects, intro: str = "", links: dict | None = None) -> Region:
+    """The page's ``<main>``: an ``<h1>`` ``heading``, an ``intro`` line (HTML), a ``<nav>`` of
+    ``links`` (name → URL), then ``objects``."""
+    top = [pn.pane.HTML(f"<p>{intro}</p>", sizing_mode="stretch_width", margin=(0, 5))] if intro else []
+    if links:
+        html = " · ".join(
+            f'<a href="{esc(url)}" target="_blank">{esc(name)}</a>' for name, url in links.items()
+        )
+        top.append(
+            Region(
+                pn.pane.HTML(html, sizing_mode="stretch_width", margin=(0, 5), css_classes=["vidrag-links"]),
+                tag="nav",
+                label="Links",
+            )
+        )
+    return Region(*top, *objects, tag="main", heading=heading, level=1)
+
+
+def served(body, title: str = TITLE) -> pn.template.BaseTemplate:
+    """A page for ``panel serve``: ``body`` (a :func:`page`) under the template's header bar.
+
+    No sidebar and no theme switch: the template draws its sidebar as a list holding
+    ``<div>`` s and its switch without a name, both failures for screen readers."""
+    return pn.template.FastListTemplate(
+        title=title,
+        main=[body],
+        main_layout=None,
+        theme_toggle=False,
+        raw_css=[CSS],
+        meta_viewport=VIEWPORT,
+    )
+
+
 class WorkbenchApp(pn.viewable.Viewer):
-    """Collections and Chat as tabs, sharing one :class:`AppState`."""
+    """Chat and Collections as tabs, sharing one :class:`AppState`."""
 
     def __init__(
         self, wb=None, *, state: AppState | None = None, links: dict | None = None, **params
@@ -45,38 +85,21 @@ class WorkbenchApp(pn.viewable.Viewer):
         self.state = state or AppState(wb)
         self.manager = CollectionManager(self.state)
         self.chat = ChatPanel(self.state)
-        self.tabs = pn.Tabs(
-            ("Chat", self.chat), ("Collections", self.manager), dynamic=False, sizing_mode="stretch_width"
-        )
-        self.links = pn.pane.HTML(self._links_html(links or {}), sizing_mode="stretch_width", margin=(0, 5))
-        self._layout = pn.Column(self.links, self.tabs, sizing_mode="stretch_width")
+        self.tabs = Tabs(("Chat", self.chat), ("Collections", self.manager), label="Workbench")
+        self.links = dict(links or {})
+        self._layout = page(HEADING, self.tabs, intro=INTRO, links=self.links)
         self.state.start()
 
     def __panel__(self):
         return self._layout
-
-    @staticmethod
-    def _links_html(links: dict) -> str:
-        return " · ".join(
-            f'<a href="{esc(url)}" target="_blank">{esc(name)}</a>' for name, url in links.items()
-        )
 
     def add_tab(self, name: str, panel) -> None:
         """Add a panel as a tab (the hub's Sharing, Usage and Billing panels go here)."""
         self.tabs.append((name, panel))
 
     def template(self, title: str = TITLE) -> pn.template.BaseTemplate:
-        """A served page: the app in the main area, the sidebar left for account items."""
-        tmpl = pn.template.FastListTemplate(
-            title=title,
-            main=[self],
-            sidebar=[pn.pane.Markdown("Ask questions of lecture videos, with citations to the second.")],
-            collapsed_sidebar=True,
-            main_layout=None,
-            raw_css=[CSS],
-            meta_viewport=VIEWPORT,
-        )
-        return tmpl
+        """A served page: the app under the template's header bar."""
+        return served(self, title)
 
 
 def _extension() -> None:

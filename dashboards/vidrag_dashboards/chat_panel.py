@@ -13,8 +13,13 @@ import io
 
 import panel as pn
 
+from vidrag_kernel import VidragError
+
 from .background import Throttle, run_in_background
-from .format import error_text, esc, span
+from .controls import button, download
+from .feedback import guarded, user_message
+from .format import esc, span
+from .layout import Region, Section
 from .player import Player
 from .state import AppState
 
@@ -86,9 +91,9 @@ class Turn(pn.viewable.Viewer):
             )
         chips = []
         for c in citations:
-            chip = pn.widgets.Button(
-                label=f"[{c.n}] {c.title} · {span(c.start, c.end)}",
-                color="light",
+            chip = button(
+                f"[{c.n}] {c.title} · {span(c.start, c.end)}",
+                "light",
                 css_classes=["vidrag-citation"],
                 margin=(2, 4),
             )
@@ -136,61 +141,46 @@ class ChatPanel(pn.viewable.Viewer):
             sizing_mode="stretch_width",
             css_classes=["vidrag-question-input"],
         )
-        self.ask_button = pn.widgets.Button(label="Ask", color="primary", width=80)
+        self.ask_button = button("Ask", "primary", width=80)
         self.player = Player(self.wb, name="chat")
 
         self.conversations = pn.widgets.Select(
             label="Conversations", options={}, size=8, sizing_mode="stretch_width"
         )
-        self.new_button = pn.widgets.Button(label="New conversation", color="primary")
+        self.new_button = button("New conversation", "primary")
         self.rename_input = pn.widgets.TextInput(placeholder="New title", sizing_mode="stretch_width")
-        self.rename_button = pn.widgets.Button(label="Rename")
-        self.delete_button = pn.widgets.Button(label="Delete", color="danger")
-        self.confirm_delete = pn.widgets.Button(label="Really delete", color="danger", visible=False)
-        self.export_md = pn.widgets.FileDownload(
-            callback=lambda: self._export("markdown"),
-            filename="conversation.md",
-            label="Markdown",
-            color="light",
-        )
-        self.export_nb = pn.widgets.FileDownload(
-            callback=lambda: self._export("ipynb"),
-            filename="conversation.ipynb",
-            label="Notebook",
-            color="light",
-        )
-        self.conversation_title = pn.pane.Markdown("#### New conversation", sizing_mode="stretch_width")
+        self.rename_button = button("Rename")
+        self.delete_button = button("Delete", "danger")
+        self.confirm_delete = button("Really delete", "danger", visible=False)
+        self.export_md = download("Markdown", lambda: self._export("markdown"), "conversation.md")
+        self.export_nb = download("Notebook", lambda: self._export("ipynb"), "conversation.ipynb")
+        self.conversation_title = pn.pane.Markdown("### New conversation", sizing_mode="stretch_width")
 
         self._wire()
         self.refresh()
         self._layout = self._build()
 
     def _build(self):
-        history = pn.Card(
+        history = Section(
+            "History",
             self.new_button,
             self.conversations,
             pn.Row(self.rename_input, self.rename_button, sizing_mode="stretch_width"),
             pn.Row(self.delete_button, self.confirm_delete),
             pn.pane.Markdown("Download:", margin=(5, 5, 0, 5)),
             pn.Row(self.export_md, self.export_nb),
-            title="History",
-            sizing_mode="stretch_width",
-            collapsible=True,
         )
-        ask = pn.Column(
+        ask = Region(
             self.banner,
             self.status,
             pn.FlexBox(self.scope, self.videos, flex_wrap="wrap", sizing_mode="stretch_width"),
             self.conversation_title,
             self.turns,
             pn.Row(self.question, self.ask_button, sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
+            tag="section",
+            heading="Ask the videos",
         )
-        side = pn.Column(
-            pn.Card(self.player, title="Player", sizing_mode="stretch_width"),
-            history,
-            sizing_mode="stretch_width",
-        )
+        side = pn.Column(Section("Player", self.player), history, sizing_mode="stretch_width")
         for obj, basis in ((ask, "520px"), (side, "340px")):
             obj.styles = {"flex": f"1 1 {basis}", "min-width": "0"}
         return pn.FlexBox(ask, side, flex_wrap="wrap", gap="12px", sizing_mode="stretch_width")
@@ -200,22 +190,20 @@ class ChatPanel(pn.viewable.Viewer):
 
     # -- wiring -----------------------------------------------------------------------------
     def _wire(self) -> None:
-        self.question.param.watch(lambda e: self.ask(), "enter_pressed")
-        self.ask_button.on_click(lambda e: self.ask())
-        self.scope.param.watch(self._scope_changed, "value")
+        self.question.param.watch(lambda e: self._guard(self.ask), "enter_pressed")
+        self.ask_button.on_click(lambda e: self._guard(self.ask))
+        self.scope.param.watch(lambda e: self._guard(self._scope_changed, e), "value")
         self.videos.param.watch(lambda e: self._new_conversation(), "value")
         self.conversations.param.watch(self._conversation_picked, "value")
         self.new_button.on_click(lambda e: self._new_conversation())
         self.rename_button.on_click(lambda e: self._guard(self._rename))
         self.delete_button.on_click(lambda e: self._ask_delete())
         self.confirm_delete.on_click(lambda e: self._guard(self._delete))
-        self.state.param.watch(lambda e: self.refresh(), ["revision", "ingesting", "collection"])
+        self.state.param.watch(lambda e: self._guard(self.refresh), ["revision", "ingesting", "collection"])
 
-    def _guard(self, fn) -> None:
-        try:
-            fn()
-        except Exception as exc:
-            self.say(error_text(exc))
+    def _guard(self, fn, *args) -> bool:
+        """Run a UI action; an error becomes the status line (VidragError as is, others logged)."""
+        return guarded(fn, self.say, *args)
 
     def say(self, message: str) -> None:
         self.status.param.update(object=message, visible=bool(message))
@@ -242,7 +230,7 @@ class ChatPanel(pn.viewable.Viewer):
         scope = None if self.scope.value in (None, ALL) else self.scope.value
         try:
             videos = self.wb.videos.list(scope)
-        except Exception:
+        except VidragError:  # the scope's collection was just deleted: the next refresh moves on
             videos = []
         ready = {v.title + f" ({v.id[:8]})": v.id for v in videos if v.status == "ready"}
         keep = [v for v in self.videos.value if v in ready.values()]
@@ -287,7 +275,7 @@ class ChatPanel(pn.viewable.Viewer):
         self.conversation_id = None
         self.conversations.value = NEW
         self.turns.clear()
-        self.conversation_title.object = "#### New conversation"
+        self.conversation_title.object = "### New conversation"
         self.say("")
 
     def _conversation_picked(self, event) -> None:
@@ -299,10 +287,10 @@ class ChatPanel(pn.viewable.Viewer):
         try:
             conv = self.wb.conversations.get(event.new)
         except Exception as exc:
-            self.say(error_text(exc))
+            self.say(user_message(exc))
             return
         self.conversation_id = conv.id
-        self.conversation_title.object = f"#### {conv.title}\n<small>{esc(conv.scope)}</small>"
+        self.conversation_title.object = f"### {conv.title}\n<small>{esc(conv.scope)}</small>"
         self.rename_input.value = conv.title
         turns = []
         question = None
@@ -327,7 +315,7 @@ class ChatPanel(pn.viewable.Viewer):
             self.say("Pick a conversation to rename.")
             return
         info = self.wb.conversations.rename(self.conversation_id, self.rename_input.value)
-        self.conversation_title.object = f"#### {info.title}"
+        self.conversation_title.object = f"### {info.title}"
         self._refresh_conversations()
 
     def _ask_delete(self) -> None:
@@ -357,7 +345,7 @@ class ChatPanel(pn.viewable.Viewer):
         try:
             self.player.play(citation.video_id, citation.start, title=citation.title)
         except Exception as exc:
-            self.say(f"Cannot play this source: {error_text(exc)}")
+            self.say(f"Cannot play this source: {user_message(exc)}")
 
     def ask(self, question: str | None = None) -> None:
         """Ask ``question`` (default: the text box) in the current scope or conversation."""
@@ -404,12 +392,12 @@ class ChatPanel(pn.viewable.Viewer):
             )
             if answer.conversation_id and answer.conversation_id != self.conversation_id:
                 self.conversation_id = answer.conversation_id
-                self.conversation_title.object = f"#### {question[:80]}"
+                self.conversation_title.object = f"### {question[:80]}"
             self._refresh_conversations()
 
         def failed(exc) -> None:
             self.busy = False
             self.ask_button.disabled = False
-            turn.fail(f"Could not answer: {error_text(exc)}")
+            turn.fail(f"Could not answer: {user_message(exc)}")
 
         run_in_background(self.state.ui, work, on_done=done, on_error=failed)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from vidrag_kernel.links import youtube_id
+from vidrag_kernel import youtube_id
 
 MEDIA_SUFFIXES = (
     ".mp4",

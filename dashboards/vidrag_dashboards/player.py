@@ -13,7 +13,9 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 
-from .format import clock, esc
+from vidrag_kernel import format_time
+
+from .format import esc
 from .media import playable
 
 
@@ -127,7 +129,7 @@ class Player(pn.viewable.Viewer):
         where = playable(self._wb, video, rel_path=pn.state.rel_path)
         seconds = max(0.0, float(seconds))
         link = video.link(seconds) if where.page else ""
-        title_html = f"<strong>{esc(title or video.title)}</strong> at {clock(seconds)}"
+        title_html = f"<strong>{esc(title or video.title)}</strong> at {format_time(seconds)}"
         if link:
             title_html += f' · <a href="{esc(link)}" target="_blank" rel="noopener">open the source</a>'
         if where.kind == "none":

@@ -6,7 +6,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from .format import clock, error_text
+from vidrag_kernel import format_time
+
+from .feedback import user_message
 from .player import Player
 
 
@@ -45,17 +47,21 @@ class TranscriptView(pn.viewable.Viewer):
             video = self._wb.videos.get(video_id)
             rows = self._wb.videos.segments(video_id)
         except Exception as exc:  # a deleted video, a bad id: say so, keep the view alive
-            self.title.object = f"**Transcript unavailable:** {error_text(exc)}"
+            self.title.object = f"**Transcript unavailable:** {user_message(exc)}"
             return
         self.video_id = video_id
         self._starts = [float(r.start) for r in rows]
         self.table.value = pd.DataFrame(
-            {"time": [clock(r.start) for r in rows], "text": [r.text for r in rows], "start": self._starts}
+            {
+                "time": [format_time(r.start) for r in rows],
+                "text": [r.text for r in rows],
+                "start": self._starts,
+            }
         )
         if rows:
-            self.title.object = f"#### {video.title}\n{len(rows)} lines · click a line to play from there"
+            self.title.object = f"### {video.title}\n{len(rows)} lines · click a line to play from there"
         else:
-            self.title.object = f"#### {video.title}\nNo transcript yet (status: {video.status})."
+            self.title.object = f"### {video.title}\nNo transcript yet (status: {video.status})."
 
     def _clicked(self, event) -> None:
         if self.video_id is None or event.row is None or event.row >= len(self._starts):

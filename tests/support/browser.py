@@ -1,5 +1,6 @@
 """Driving headless Debian chromium with Playwright: launch options, screenshots, Panel text,
-and the whole workbench session both browser tests (`panel serve`, Voila in the hub) run."""
+axe-core accessibility checks, keyboard-only use, and the whole workbench session both
+browser tests (`panel serve`, Voila in the hub) run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from playwright.sync_api import expect
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "dashboards"
+#: axe-core from npm (package.json), installed by ``make install`` beside the hub's proxy.
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
+#: The impacts that fail a page: WCAG 2.1 AA allows none of these.
+BLOCKING = ("serious", "critical")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -90,6 +95,74 @@ def stylesheet_links(page, host: str) -> list[str]:
     )
 
 
+def axe_violations(page) -> list[dict]:
+    """axe-core's violations on ``page`` as it is now (the document and its open shadow roots,
+    where Panel renders), with WCAG 2.1 A and AA rules and axe's best practices."""
+    assert AXE.exists(), f"{AXE} is missing: run `make install` (npm install)"
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    return page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(v => ({
+            id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.map(n => ({target: n.target, summary: n.failureSummary, html: n.html.slice(0, 160)}))
+        }))"""
+    )
+
+
+def describe_violations(violations: list[dict]) -> str:
+    """One paragraph per violation: rule, impact, help, and where (the first nodes)."""
+    lines = []
+    for v in violations:
+        lines.append(f"- {v['id']} ({v['impact']}): {v['help']} [{len(v['nodes'])} node(s)]")
+        for node in v["nodes"][:5]:
+            lines.append(f"    {node['target']}: {node['html']}")
+            lines.append("      " + (node["summary"] or "").replace("\n", "\n      "))
+    return "\n".join(lines)
+
+
+def check_accessibility(page, where: str) -> list[dict]:
+    """Run axe-core on ``page``; fail on any serious or critical violation, listing them all.
+
+    Returns the violations of lesser impact (moderate, minor), which the caller may print."""
+    violations = axe_violations(page)
+    blocking = [v for v in violations if v["impact"] in BLOCKING]
+    assert not blocking, f"axe-core on {where}: {len(blocking)} serious or critical\n" + describe_violations(
+        violations
+    )
+    return violations
+
+
+def focused(page) -> dict:
+    """What has the keyboard focus, looking through shadow roots: tag, type, label, text, classes
+    of the focused element and of its shadow hosts."""
+    return page.evaluate(
+        """() => {
+            let el = document.activeElement, hosts = [];
+            while (el && el.shadowRoot && el.shadowRoot.activeElement) {
+                hosts.push(el.className || '');
+                el = el.shadowRoot.activeElement;
+            }
+            if (!el) return null;
+            return {tag: el.tagName.toLowerCase(), type: el.type || '', text: (el.innerText || '').trim(),
+                    label: el.getAttribute('aria-label') || el.placeholder || '', value: el.value ?? '',
+                    classes: String(el.className || ''), hosts: hosts.join(' ')};
+        }"""
+    )
+
+
+def tab_to(page, matches, *, limit: int = 120, key: str = "Tab") -> dict:
+    """Press Tab (or ``key``) until the focused element ``matches`` (a function of
+    :func:`focused`'s answer); that element. Fails after ``limit`` presses."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press(key)
+        now = focused(page)
+        if now and matches(now):
+            return now
+        seen.append(now and (now["tag"], now["text"][:30] or now["label"][:30], now["hosts"][-40:]))
+    raise AssertionError(f"{limit} × {key} never reached the element; focus went: {seen}")
+
+
 def player_position(player, *, src: str = "", timeout: float = 30.0) -> float:
     """Where the ``<video>`` of ``player`` (a locator) is, once its source ends with ``src``,
     its metadata has loaded and it has left 0: the first such reading.
@@ -124,7 +197,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     video from their second; delete the video and it is gone from answers.
     """
     # 1. create a collection
-    page.locator(".bk-tab", has_text="Collections").click()
+    page.get_by_role("tab", name="Collections").click()
     page.get_by_role("button", name="New collection").click()  # the form held the selected one
     name = page.get_by_label("Name", exact=True)
     # the kernel empties the form; typing before that lands would be overwritten by it
@@ -142,7 +215,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     page.get_by_label("Video, playlist or channel URL").fill(media_server.url("lecture.mp4"))
     page.get_by_role("button", name="Check").click()
     page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for()
-    assert "asr" in panel_text(page.locator(".vidrag-plan"))
+    page.locator(".vidrag-plan-table .tabulator-cell", has_text="asr").wait_for()  # transcript from
     shot("plan")
     page.get_by_role("button", name="Ingest 1 video(s)").click()
     page.locator(".vidrag-progress").first.wait_for()
@@ -177,12 +250,12 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     failed.click()
     page.get_by_role("button", name="Retry").click()
     page.get_by_text("Retry failed again: could not decode audio").wait_for(timeout=60_000)
-    page.locator(".bk-tab", has_text="Chat").click()
+    page.get_by_role("tab", name="Chat").click()
     page.get_by_text("1 ingest(s) failed (see").wait_for()
     shot("chat-says-an-ingest-failed")
 
     # 3. ask in the chat (Enter submits); the answer streams in with citations
-    page.locator(".bk-tab", has_text="Chat").click()
+    page.get_by_role("tab", name="Chat").click()
     answer = ask(page, "How does binary search find an item?")
     assert "[1]" in answer and ("sorted list" in answer or "logarithmic" in answer), answer
     shot("answer")
@@ -198,7 +271,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     shot("citation-playing")
 
     # 5. a transcript line plays the video from that line
-    page.locator(".bk-tab", has_text="Collections").click()
+    page.get_by_role("tab", name="Collections").click()
     videos = page.locator(".vidrag-videos")
     videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
     page.get_by_role("button", name="Transcript").click()
@@ -220,7 +293,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     page.get_by_role("button", name="Confirm").click()
     page.get_by_text("Deleted 1 video(s).").wait_for()
     assert videos.locator(".tabulator-row").count() == 0
-    page.locator(".bk-tab", has_text="Chat").click()
+    page.get_by_role("tab", name="Chat").click()
     page.get_by_role("button", name="New conversation").click()
     question = page.get_by_placeholder("Ask a question and press Enter")
     question.fill("How does binary search find an item?")
