@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -113,12 +112,6 @@ def plugin(site, monkeypatch) -> Path:
     return site
 
 
-@dataclass(frozen=True)
-class AnswererSettings(Settings):
-    # the answerer setting, declared here too so this test runs whether or not Settings has it
-    answerer: str | None = None
-
-
 # -- built-ins -------------------------------------------------------------------------------
 def test_built_ins_are_registered_by_name():
     assert TRANSCRIBERS.names()[:2] == ["faster-whisper", "whisperx"]
@@ -138,7 +131,7 @@ def test_unknown_names_list_the_known_ones():
     from vidrag_kernel.answer import get_answerer
 
     with pytest.raises(InvalidInput, match="unknown answerer 'nope'.*extractive, llm"):
-        get_answerer(AnswererSettings(answerer="nope"))
+        get_answerer(Settings(answerer="nope"))
 
 
 def test_the_answerer_follows_the_llm_setting_unless_named():
@@ -146,14 +139,14 @@ def test_the_answerer_follows_the_llm_setting_unless_named():
 
     assert answerer_name(Settings()) == "extractive"
     assert answerer_name(Settings(llm_model="openai/x")) == "llm"
-    assert answerer_name(AnswererSettings(llm_model="openai/x", answerer="extractive")) == "extractive"
+    assert answerer_name(Settings(llm_model="openai/x", answerer="extractive")) == "extractive"
     llm = get_answerer(Settings(llm_model="openai/x"))
     assert (llm.mode, llm.model) == ("llm", "openai/x")
     extractive = get_answerer(Settings(), embed=HashingEmbedder().embed)
     assert extractive.mode == "extractive"
     # naming the llm engine without a model is a clear error, not an empty request
     with pytest.raises(ModelError, match="VIDRAG_LLM_MODEL"):
-        get_answerer(AnswererSettings(answerer="llm"))
+        get_answerer(Settings(answerer="llm"))
 
 
 def test_a_missing_extra_names_the_pip_install(tmp_path):
@@ -231,13 +224,16 @@ def test_vidrag_backends_lists_the_plugin(site, tmp_path):
         "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
         "VIDRAG_HOME": str(tmp_path),
         "VIDRAG_EMBEDDER": "trigrams",
+        "VIDRAG_ANSWERER": "first-sentence",
     }
     r = subprocess.run([VIDRAG, "backends", "--json"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     rows = {(x["kind"], x["name"], x["source"]): x for x in json.loads(r.stdout)}
     trigrams = rows["embedder", "trigrams", "entry point"]
     assert trigrams["available"] and trigrams["selected"] and trigrams["package"] == "vidrag-demo-backends"
-    assert rows["answerer", "first-sentence", "entry point"]["available"]
+    first = rows["answerer", "first-sentence", "entry point"]
+    assert first["available"] and first["selected"]
+    assert not rows["answerer", "extractive", "built-in"]["selected"]
     assert not rows["embedder", "sentence-transformers", "built-in"]["selected"]
     assert rows["embedder", "sentence-transformers", "built-in"]["available"]
     assert rows["embedder", "missing-module", "entry point"]["status"] == "broken"
@@ -260,7 +256,7 @@ def test_a_plugin_embedder_and_answerer_serve_a_collection(plugin, tmp_path, med
     from vidrag_kernel import Workbench
 
     settings = make_settings(tmp_path / "home", embedder="trigrams")
-    wb = Workbench(AnswererSettings(**{**settings.__dict__, "answerer": "first-sentence"}))
+    wb = Workbench(settings.with_(answerer="first-sentence"))
     try:
         wb.collections.create("Lectures")
         [result] = wb.ingest(media_server.url("lecture.html"), "Lectures", captions="only")
