@@ -249,3 +249,41 @@ def test_silent_video_fails_clearly_and_leaves_nothing(settings, tmp_path):
     assert [j.error_kind for j in wb.jobs.list()] == ["invalid_input"]
     assert all(v.status != "ready" for v in wb.videos.list())
     assert wb.search("anything at all", k=3) == []
+
+
+def test_ingest_into_a_new_collection_name_creates_it_and_says_so(tmp_path, media_server, caplog):
+    """A new user's first command names a course that does not exist yet: it is created,
+    with a warning (stderr in the CLI); an unknown id is still an error, and a bad source
+    creates nothing."""
+    from tests.support.cli import vidrag
+    from tests.support.settings import make_settings
+    from vidrag_kernel.errors import InvalidInput, NotFound
+
+    wb = Workbench(make_settings(tmp_path / "home"))
+    with caplog.at_level("WARNING", logger="vidrag.ingest"):
+        [result] = wb.ingest(media_server.url("lecture.html"), "CS 101", captions="only")
+    assert result.status == "done" and wb.collections.get("CS 101").video_count == 1
+    assert "Created collection 'CS 101'" in caplog.text
+    with pytest.raises(NotFound):
+        wb.ingest(media_server.url("lecture.html"), "0b3e7a56-1111-4c3e-9d7e-1234567890ab", captions="only")
+    with pytest.raises(InvalidInput):
+        wb.ingest(str(tmp_path / "missing.mp4"), "Never made")
+    assert "Never made" not in [c.name for c in wb.collections.list()]
+    wb.close()
+
+    home = tmp_path / "cli"
+    allow = {"VIDRAG_FETCH_ALLOW_HOSTS": "127.0.0.1"}
+    r = vidrag(
+        home,
+        "ingest",
+        media_server.url("lecture.html"),
+        "--collection",
+        "Physics 2",
+        "--captions",
+        "only",
+        env=allow,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Created collection 'Physics 2'" in r.stderr
+    r = vidrag(home, "collections", "list", "--json")
+    assert "Physics 2" in r.stdout
