@@ -8,6 +8,9 @@ browser through Voila in tests/test_dashboards_hub.py.
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import panel as pn
 import pytest
 from bokeh.document import Document
@@ -105,3 +108,25 @@ def test_panels_stylesheets_go_out_inline_not_from_the_cdn(monkeypatch):
     assert from_cdn(root) == []
     assert sent and not any("cdn.holoviz.org" in m for m in sent)
     assert any("tabulator" in m for m in sent)  # the new table went out, with its sheets
+
+
+def test_the_fix_applies_only_to_the_jupyter_bokeh_versions_it_was_tested_with(monkeypatch):
+    import jupyter_bokeh
+    import jupyter_bokeh.widgets as widgets
+
+    stock = notebook_comms.widget_class().__bases__[0]
+    monkeypatch.setattr(widgets, "BokehModel", stock)  # restored after the test
+    assert notebook_comms.tested(jupyter_bokeh.__version__)  # the installed one (pyproject's pin)
+    assert notebook_comms.install() is True and widgets.BokehModel is notebook_comms.widget_class()
+    assert notebook_comms.install() is True  # idempotent
+
+    monkeypatch.setattr(widgets, "BokehModel", stock)
+    for version in ("4.2.0", "5.0.0", "4.0.5", "3.0.7"):
+        monkeypatch.setattr(jupyter_bokeh, "__version__", version)
+        with pytest.warns(RuntimeWarning, match=f"jupyter_bokeh {version} is not a version"):
+            assert notebook_comms.install() is False
+        assert widgets.BokehModel is stock  # left alone
+    assert notebook_comms.tested("4.1.3") and not notebook_comms.tested("4.2.0rc1")
+    # what `pip install 'vidrag[dashboards]'` installs is the range the fix was tested with
+    extra = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert f"jupyter_bokeh{notebook_comms.TESTED}" in extra["project"]["optional-dependencies"]["dashboards"]

@@ -22,13 +22,25 @@ wrong with the stock widget, and :class:`NotebookWidget` fixes both:
 
 ``tests/test_notebook_comms.py`` feeds the widget what the browser sends;
 ``tests/test_dashboards_hub.py`` runs the whole story in a real browser through Voila.
+
+The widget overrides private methods of jupyter_bokeh's ``BokehModel`` and replaces that
+class for the whole process, so :func:`install` does it only for the jupyter_bokeh
+versions it was written and tested against (:data:`TESTED`, pinned in pyproject's
+``dashboards`` extra); on any other it warns and leaves the library alone. The bug report
+for upstream is ``dashboards/UPSTREAM.md``.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections import deque
 from typing import Any
+
+#: The jupyter_bokeh releases :class:`NotebookWidget` was tested with (keep pyproject's pin equal).
+TESTED = ">=4.1.0,<4.2"
+#: The private methods of ``BokehModel`` it overrides or calls.
+OVERRIDDEN = ("update_from_model", "_document_patched", "_sync_model")
 
 #: Pending echoes remembered per (model, property); the browser drops older ones itself
 #: when it combines queued events.
@@ -186,14 +198,40 @@ def widget_class():
     return NotebookWidget
 
 
-def install() -> None:
-    """Make Panel's notebook rendering use :class:`NotebookWidget` (idempotent).
+def tested(version: str) -> bool:
+    """Whether ``version`` of jupyter_bokeh is one :class:`NotebookWidget` was tested with."""
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(TESTED).contains(version, prereleases=True)
+
+
+def install() -> bool:
+    """Make Panel's notebook rendering use :class:`NotebookWidget` (idempotent); True if it does.
 
     Panel imports ``jupyter_bokeh.widgets.BokehModel`` each time it renders a notebook
-    output, so replacing that name is enough; without jupyter_bokeh this does nothing.
+    output, so replacing that name is enough. Without jupyter_bokeh this does nothing; with
+    a version outside :data:`TESTED` (or one lacking the methods it overrides) it warns and
+    leaves jupyter_bokeh as it is.
     """
     try:
+        import jupyter_bokeh
         import jupyter_bokeh.widgets as widgets
     except ImportError:
-        return
+        return False
+    version = getattr(jupyter_bokeh, "__version__", "unknown")
+    current = widgets.BokehModel
+    if current is widget_class():
+        return True
+    if not tested(version) or not all(callable(getattr(current, name, None)) for name in OVERRIDDEN):
+        warnings.warn(
+            f"vidrag_dashboards: jupyter_bokeh {version} is not a version its notebook fix was "
+            f"tested with ({TESTED}), so jupyter_bokeh is left as it is. In Voila and JupyterLab "
+            "a late echo from the browser may then undo a change (an answer that never shows) "
+            "and Panel's stylesheets load from its CDN. Install 'vidrag[dashboards]' for the "
+            "tested range; the bug is described in dashboards/UPSTREAM.md.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
     widgets.BokehModel = widget_class()
+    return True
