@@ -251,15 +251,18 @@ class Ingestor:
         prepared: stages.Prepared,
         collection: str | None = None,
         progress: ProgressCallback | None = None,
+        job_id: str | None = None,
     ) -> IngestResult:
         """Commit a video whose stages ran elsewhere (``stages.prepare`` in a Dask worker
-        or a notebook) into ``collection``: this process is the collection's writer."""
+        or a notebook) into ``collection``: this process is the collection's writer.
+
+        ``job_id`` continues an existing job row (the one queued for that work); without
+        it a job is recorded for the commit."""
         info = prepared.info
         with self._ctx.catalog.session() as s:
             collection_id = self._collections.resolve(s, collection, "edit").id
-        job = JobRun(
-            self._ctx, self._new_job(info, collection_id, "prepared"), info.title, progress or silent
-        )
+        job_id = job_id or self._new_job(info, collection_id, "prepared")
+        job = JobRun(self._ctx, job_id, info.title, progress or silent)
         job.timings.update(prepared.timings)
         job.source = prepared.transcript.source
         try:

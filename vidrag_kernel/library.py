@@ -179,10 +179,11 @@ class LocalLibrary:
         return self.ctx.layout.media_dir(video_id)
 
     def commit_prepared(
-        self, prepared: Prepared, collection: str | None = None, progress=None
+        self, prepared: Prepared, collection: str | None = None, progress=None, job_id: str | None = None
     ) -> IngestResult:
-        """Commit a video whose stages ran in another process (see ``vidrag_kernel.stages``)."""
-        return self.ingestor.commit_prepared(prepared, collection, progress)
+        """Commit a video whose stages ran in another process (see ``vidrag_kernel.stages``);
+        ``job_id`` continues the job row queued for it."""
+        return self.ingestor.commit_prepared(prepared, collection, progress, job_id)
 
     def search(self, query, collection=None, *, videos=None, tags=None, k=5, merge=False):
         return self.retriever.search(query, collection, videos, tags, k, merge=merge)
