@@ -20,7 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.browser import SMALL_CHUNKS, Shots, clock, player_position, workbench_session
+from tests.support.browser import (
+    SMALL_CHUNKS,
+    Shots,
+    check_accessibility,
+    clock,
+    describe_violations,
+    keyboard_session,
+    player_position,
+    workbench_session,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "dashboards"
@@ -316,6 +325,18 @@ def test_workbench_session_in_a_browser(panel_server, browser, media_server):
         workbench_session(page, shot, media_server)
         _upload_a_lecture(page, shot, media_server.root / "lecture.m4a")
     assert not errors, errors
+    page.close()
+
+    # a new session, with the keyboard alone, on the uploaded lecture
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(30_000)
+    page.goto(panel_server.url("workbench"))
+    shot = Shots(page, "keyboard")
+    with shot.on_failure():
+        keyboard_session(page, shot, "How does binary search find an item?", "/lecture.m4a")
+    assert not errors, errors
+    page.close()
 
 
 def _upload_a_lecture(page, shot, path: Path) -> None:
@@ -356,6 +377,7 @@ def test_each_app_renders_at_phone_width(panel_server, browser):
         page.get_by_text(marker).first.wait_for(timeout=30_000)
         shot = Shots(page, f"phone-{app}")
         shot("loaded")
+        print(app, describe_violations(check_accessibility(page, f"the {app} app at phone width")))
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= 400, f"{app} is {overflow}px wide at phone width"
         assert not errors, errors

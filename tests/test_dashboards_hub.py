@@ -18,7 +18,16 @@ from pathlib import Path
 import pytest
 
 from hub_config.seed import seed
-from tests.support.browser import SMALL_CHUNKS, Shots, ask, clock, stylesheet_links, workbench_session
+from tests.support.browser import (
+    SMALL_CHUNKS,
+    Shots,
+    ask,
+    check_accessibility,
+    clock,
+    describe_violations,
+    stylesheet_links,
+    workbench_session,
+)
 from tests.support.hub import Hub, hub_env
 from tests.support.speech import ffmpeg
 
@@ -75,6 +84,8 @@ def test_student_logs_in_lands_on_voila_asks_and_plays_a_citation(hub, browser):
     # Panel's stylesheets come inline from the server's own Panel, not from its CDN
     assert stylesheet_links(page, "cdn.holoviz.org") == []
     shot("landed-on-voila")
+    # the Voila page as a new user meets it, checked as WCAG 2.1 AA asks
+    print(describe_violations(check_accessibility(page, "the Voila chat as a new user lands on it")))
 
     # 3. ask about the sample lecture; the answer comes with citation chips
     answer = ask(page, "What do routers keep to decide where packets go?", timeout=120_000)
@@ -103,6 +114,7 @@ def test_student_logs_in_lands_on_voila_asks_and_plays_a_citation(hub, browser):
         )
         if i == int(n) - 1:
             shot("citation-playing")
+    check_accessibility(page, "the Voila chat with an answer, its player playing")
     assert not errors, errors
     page.close()
 

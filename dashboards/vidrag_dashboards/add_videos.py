@@ -18,7 +18,7 @@ from vidrag_kernel import format_time
 
 from .background import Throttle, run_in_background
 from .card import Card
-from .controls import button
+from .controls import button, table
 from .feedback import user_message
 from .format import esc
 from .uploads import MAX_UPLOAD_MB, safe_filename, save_upload
@@ -153,12 +153,9 @@ class AddVideosCard(Card):
         self.plan_button = button("Check", "primary")
         self.ingest_button = button("Ingest", "success", disabled=True)
         self.plan_summary = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.plan_table = pn.widgets.Tabulator(
+        self.plan_table = table(
             pd.DataFrame(columns=PLAN_COLUMNS),
-            show_index=False,
-            disabled=True,
             selectable=False,
-            sizing_mode="stretch_width",
             max_height=240,
             layout="fit_data_stretch",
             visible=False,

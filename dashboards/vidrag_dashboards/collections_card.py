@@ -9,7 +9,7 @@ import panel as pn
 from vidrag_kernel import format_time
 
 from .card import Card, flex
-from .controls import button
+from .controls import button, table
 from .format import esc
 
 COLUMNS = ["name", "videos", "duration", "role", "owner", "instructor", "subject", "semester", "tags", "id"]
@@ -28,12 +28,9 @@ class CollectionsCard(Card):
             placeholder="name, instructor, subject, semester, tag…",
             sizing_mode="stretch_width",
         )
-        self.table = pn.widgets.Tabulator(
+        self.table = table(
             pd.DataFrame(columns=COLUMNS),
-            show_index=False,
-            disabled=True,
             selectable=1,
-            sizing_mode="stretch_width",
             max_height=260,
             layout="fit_data_stretch",
             hidden_columns=["id"],

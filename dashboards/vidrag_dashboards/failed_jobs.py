@@ -8,7 +8,7 @@ import panel as pn
 from .add_videos import IngestProgress
 from .background import run_in_background
 from .card import Card
-from .controls import button
+from .controls import button, table
 from .feedback import user_message
 
 COLUMNS = ["title", "error", "source", "when", "id"]
@@ -22,12 +22,9 @@ class FailedJobsCard(Card):
     def __init__(self, state, notices=None, **params) -> None:
         super().__init__(state, notices, **params)
         self.note = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.table = pn.widgets.Tabulator(
+        self.table = table(
             pd.DataFrame(columns=COLUMNS),
-            show_index=False,
-            disabled=True,
             selectable=1,
-            sizing_mode="stretch_width",
             max_height=220,
             layout="fit_data_stretch",
             hidden_columns=["id"],

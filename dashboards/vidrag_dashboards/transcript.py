@@ -8,6 +8,7 @@ import param
 
 from vidrag_kernel import format_time
 
+from .controls import table
 from .feedback import user_message
 from .player import Player
 
@@ -22,12 +23,9 @@ class TranscriptView(pn.viewable.Viewer):
         self._wb = wb
         self.player = player or Player(wb, name="transcript")
         self.title = pn.pane.Markdown("Select a video and press **Transcript** to read it here.")
-        self.table = pn.widgets.Tabulator(
+        self.table = table(
             pd.DataFrame({"time": [], "text": []}),
-            show_index=False,
-            disabled=True,
             selectable=False,
-            sizing_mode="stretch_width",
             height=320,
             layout="fit_columns",
             widths={"time": 70},

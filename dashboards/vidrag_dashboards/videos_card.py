@@ -9,7 +9,7 @@ import panel as pn
 from vidrag_kernel import format_time
 
 from .card import Card, flex
-from .controls import button
+from .controls import button, table
 from .format import esc
 from .transcript import TranscriptView
 
@@ -27,12 +27,9 @@ class VideosCard(Card):
         self.search = pn.widgets.TextInput(
             label="Filter videos", placeholder="title or tag", sizing_mode="stretch_width"
         )
-        self.table = pn.widgets.Tabulator(
+        self.table = table(
             pd.DataFrame(columns=COLUMNS),
-            show_index=False,
-            disabled=True,
             selectable="checkbox",
-            sizing_mode="stretch_width",
             max_height=320,
             layout="fit_data_stretch",
             hidden_columns=["id"],

@@ -143,7 +143,7 @@ def focused(page) -> dict:
                 el = el.shadowRoot.activeElement;
             }
             if (!el) return null;
-            return {tag: el.tagName.toLowerCase(), type: el.type || '', text: (el.innerText || '').trim(),
+            return {tag: el.tagName.toLowerCase(), type: el.type || '', row: !!el.closest('.tabulator-row'), text: (el.innerText || '').trim(),
                     label: el.getAttribute('aria-label') || el.placeholder || '', value: el.value ?? '',
                     classes: String(el.className || ''), hosts: hosts.join(' ')};
         }"""
@@ -194,7 +194,8 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     Create a collection; plan and ingest the test lecture from ``media_server`` watching
     progress reach done; a corrupt file fails with its message and can be retried; ask and
     get a streamed answer with citations; a citation and a transcript line each play the
-    video from their second; delete the video and it is gone from answers.
+    video from their second; delete the video and it is gone from answers. axe-core checks
+    the manager (with a plan), the chat with an answer and its player, and the transcript.
     """
     # 1. create a collection
     page.get_by_role("tab", name="Collections").click()
@@ -217,6 +218,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     page.locator(".vidrag-plan").get_by_text("1 video(s)").wait_for()
     page.locator(".vidrag-plan-table .tabulator-cell", has_text="asr").wait_for()  # transcript from
     shot("plan")
+    check_accessibility(page, "the collection manager with a plan")
     page.get_by_role("button", name="Ingest 1 video(s)").click()
     page.locator(".vidrag-progress").first.wait_for()
     seen = set()
@@ -269,6 +271,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     now = player_position(player, src=media_server.url("lecture.mp4"))
     assert start - 1 <= now <= start + 4, (label, now)
     shot("citation-playing")
+    check_accessibility(page, "the chat with an answer, its player playing")
 
     # 5. a transcript line plays the video from that line
     page.get_by_role("tab", name="Collections").click()
@@ -284,6 +287,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     )
     assert line_start - 1 <= now <= line_start + 4, (line_start, now)
     shot("transcript-playing")
+    check_accessibility(page, "the transcript with its player")
 
     # 6. delete the video (confirmed) and it is gone from answers
     videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
@@ -301,3 +305,32 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     page.locator(".vidrag-no-answer").last.wait_for(timeout=60_000)
     assert page.locator(".vidrag-citation").count() == 0
     shot("gone-from-answers")
+
+
+def keyboard_session(page, shot: Shots, question: str, src: str) -> None:
+    """Use the workbench open in ``page`` with the keyboard alone, as a new user would: Tab
+    to the question box, type and press Enter; move back to a citation and play it with
+    Enter; switch to the Collections tab with the arrow keys; tick a video with Space and
+    open its transcript. The video (whose source ends with ``src``) must be ready."""
+    page.locator(".vidrag-question-input input").wait_for()
+    tab_to(page, lambda f: f["label"] == "Ask a question and press Enter")
+    page.keyboard.type(question)
+    page.keyboard.press("Enter")
+    page.locator(".vidrag-citation button").first.wait_for(timeout=60_000)
+    chip = tab_to(page, lambda f: "vidrag-citation" in f["hosts"], key="Shift+Tab")
+    start = clock(re.search(r"(\d+:\d\d)–", chip["text"]).group(1))
+    page.keyboard.press("Enter")
+    now = player_position(page.locator(".vidrag-player-chat video"), src=src)
+    assert start - 1 <= now <= start + 4, (chip["text"], now)
+    shot("keyboard-citation-playing")
+
+    tab_to(page, lambda f: f["text"] == "Chat" and "vidrag-tab" in f["classes"], key="Shift+Tab")
+    page.keyboard.press("ArrowRight")
+    assert focused(page)["text"] == "Collections"
+    page.get_by_role("tab", name="Collections", selected=True).wait_for()
+    tab_to(page, lambda f: f["type"] == "checkbox" and f["row"] and "vidrag-videos" in f["hosts"])
+    page.keyboard.press("Space")
+    tab_to(page, lambda f: f["tag"] == "button" and f["text"] == "Transcript")
+    page.keyboard.press("Enter")
+    page.locator(".vidrag-transcript .tabulator-row").first.wait_for()
+    shot("keyboard-transcript")
