@@ -5,6 +5,7 @@ ingest of the same video gives. Real yt-dlp, faster-whisper, MiniLM and FAISS.""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -81,6 +82,12 @@ def test_stages_in_another_process_commit_the_same_collection_as_a_normal_ingest
         job = s.scalar(select(IngestJob).where(IngestJob.id == committed.job_id))
         assert job.state == "done" and {"transcribe", "index"} <= set(job.timings)
     assert split.search("chlorophyll", "Course", k=1)[0].video_id == committed.video_id
+
+    # vectors a worker made with another model are refused before the catalog changes
+    foreign = dataclasses.replace(prepared, embedder={"engine": "other", "model": "elsewhere", "dim": 384})
+    refused = split.commit_prepared(foreign, "Course")
+    assert refused.status == "failed" and refused.error_kind == "conflict" and "reindex" in refused.error
+    assert _stored(split, "Course", probe)[1] == chunks_b
     normal.close()
     split.close()
 

@@ -174,6 +174,10 @@ class Ingestor:
         sources = [sources] if isinstance(sources, str) else list(sources)
         infos = self.expand(sources)  # a bad source fails here, before a collection is made
         collection_id = self._target(collection)
+        from .indexing import open_index
+
+        # an index built by another embedder fails now, not after every download
+        open_index(self._ctx, collection_id)
         return [self.run_one(info, collection_id, mode, progress) for info in infos]
 
     def _target(self, collection: str | None) -> str:
@@ -239,7 +243,10 @@ class Ingestor:
             with job.stage("embedding", "embed") as report:
                 vectors = stages.embed(chunks, settings, report)
             duration, duration_source = stages.duration_of(info, fetched, transcript)
-            prepared = stages.Prepared(info, transcript, chunks, vectors, duration, duration_source)
+            prepared = stages.Prepared(
+                info, transcript, chunks, vectors, duration, duration_source,
+                embedder=stages.embedder_identity(settings),
+            )  # fmt: skip
             with job.stage("indexing", "index"):
                 stages.commit(self._ctx, collection_id, video_id, prepared)
             return job.done(info, len(chunks), duration)

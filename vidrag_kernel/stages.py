@@ -13,7 +13,7 @@ Job bookkeeping (state, timings, progress) lives in the orchestrator,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -55,6 +55,9 @@ class Prepared:
     #: (probed from the downloaded file), "captions" (end of the last cue) or "transcript"
     duration_source: str | None
     timings: dict[str, float] = field(default_factory=dict)
+    #: the model that made ``vectors`` (``embed.identity``): the writer checks it against
+    #: the collection's index without loading a model of its own
+    embedder: dict | None = None
 
 
 def transcript_source(info: MediaInfo, captions: str) -> str:
@@ -122,6 +125,13 @@ def embed(chunks: Sequence[ChunkSpec], settings: Settings, report: Reporter = _q
     return get_embedder(settings).embed([c.text for c in chunks], report)
 
 
+def embedder_identity(settings: Settings) -> dict:
+    """Engine, model and dimensions of the configured embedder (what index manifests record)."""
+    from .embed import get_embedder, identity
+
+    return identity(get_embedder(settings), settings)
+
+
 def duration_of(info: MediaInfo, fetched: Fetched, transcript: Transcript) -> tuple[float | None, str | None]:
     """The video's length and where the figure came from (see ``Prepared.duration_source``).
 
@@ -154,30 +164,45 @@ class _Clock:
 
 
 def prepare(
-    info: MediaInfo, media_dir: Path, settings: Settings, captions: str, report: Reporter = _quiet
+    info: MediaInfo,
+    media_dir: Path,
+    settings: Settings,
+    captions: str,
+    report: Reporter = _quiet,
+    on_stage: Callable[[str], None] | None = None,
 ) -> Prepared:
     """fetch → transcribe → chunk → embed for one video, touching no catalog or index.
 
     Runs in any process that sees ``media_dir`` and has the models (a Dask worker, a
     papermill kernel); the writer of the collection then calls ``commit`` with the result.
+    ``on_stage(state)`` is called as each stage starts, with the job state it means
+    ("fetching", "transcribing", "chunking", "embedding"), so a caller far from the
+    catalog can show where the work is.
     """
+    on_stage = on_stage or (lambda _state: None)
     clock = _Clock()
     t0 = perf_counter()
+    on_stage("fetching")
     fetched = fetch(info, media_dir, settings, captions, report)
     clock("fetch", t0)
     transcript = fetched.transcript
     if transcript is None:
         t0 = perf_counter()
+        on_stage("transcribing")
         transcript = transcribe(fetched.audio, settings, report)
         clock("transcribe", t0)
     t0 = perf_counter()
+    on_stage("chunking")
     chunks = chunk(transcript, info.chapters, settings, info.title)
     clock("chunk", t0)
     t0 = perf_counter()
+    on_stage("embedding")
     vectors = embed(chunks, settings, report)
     clock("embed", t0)
     duration, source = duration_of(info, fetched, transcript)
-    return Prepared(info, transcript, chunks, vectors, duration, source, clock.timings)
+    return Prepared(
+        info, transcript, chunks, vectors, duration, source, clock.timings, embedder_identity(settings)
+    )
 
 
 def store_transcript(ctx: Context, video_id: str, prepared: Prepared) -> list[int]:
@@ -230,10 +255,12 @@ def commit(ctx: Context, collection_id: str, video_id: str, prepared: Prepared) 
     rows are written while the video is ``pending`` (retrieval ignores it), the index gets
     a new generation atomically, and only then is the video ``ready``.
     """
-    from .indexing import write_chunks
+    from .indexing import open_index, write_chunks
 
     if len(prepared.vectors) != len(prepared.chunks):
         raise InvalidInput(f"{len(prepared.chunks)} chunks but {len(prepared.vectors)} vectors")
+    # vectors of another model than the index's are refused before the catalog changes
+    open_index(ctx, collection_id, identity=prepared.embedder)
     old_ids = store_transcript(ctx, video_id, prepared)
     ids = [vector_id(chunk_uuid(video_id, c.index)) for c in prepared.chunks]
     generation = write_chunks(
@@ -243,6 +270,7 @@ def commit(ctx: Context, collection_id: str, video_id: str, prepared: Prepared) 
         vectors=prepared.vectors,
         texts=[c.text for c in prepared.chunks],
         remove_ids=sorted(set(old_ids) - set(ids)),
+        embedder=prepared.embedder,
     )
     with ctx.catalog.session() as s:
         s.get(Video, video_id).status = "ready"
