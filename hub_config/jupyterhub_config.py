@@ -22,7 +22,7 @@ from pathlib import Path
 from traitlets.config import LazyConfigValue
 
 from hub_config import SERVER_CONFIG_FILE
-from hub_config.options import REPO_ROOT, VidragHubOptions, is_loopback
+from hub_config.options import REPO_ROOT, VidragHubOptions, free_port, is_loopback
 from hub_config.spawning import kernel_setting_names, landing_path, local_pre_spawn_hook
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
@@ -212,6 +212,28 @@ if opts.idle_timeout > 0:
             "description": "Stop servers idle for VIDRAG_IDLE_TIMEOUT seconds",
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
+        }
+    )
+
+if opts.service_enabled and not any(s.get("name") == opts.service_name for s in services):
+    # The service runs beside the hub as a managed process; the proxy forwards
+    # /services/<name>/ to it. It gets the kernel's deployment-wide settings (LLM keys
+    # stay in the service), and the shared data root it alone writes.
+    _port = opts.service_port or free_port()
+    _service_env = {k: v for k, v in os.environ.items() if k in kernel_setting_names()}
+    _service_env["VIDRAG_SHARED_ROOT"] = os.environ.get("VIDRAG_SHARED_ROOT") or str(
+        opts.home_path / "shared"
+    )
+    for _name in ("VIDRAG_SHARED_DATABASE_URL", "VIDRAG_CREATORS_GROUP", "VIDRAG_TOKEN_CACHE_SECONDS"):
+        if os.environ.get(_name):
+            _service_env[_name] = os.environ[_name]
+    services.append(
+        {
+            "name": opts.service_name,
+            "url": f"http://127.0.0.1:{_port}",
+            "command": [sys.executable, "-m", "vidrag_hub"],
+            "environment": _service_env,
+            "oauth_no_confirm": True,
         }
     )
 

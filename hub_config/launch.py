@@ -46,6 +46,8 @@ def hub_environment(home: Path, password: str) -> dict[str, str]:
     """The hub's environment: ours, plus the demo defaults and the proxy on PATH."""
     env = dict(os.environ)
     env.setdefault("VIDRAG_AUTH", "demo")
+    # the demo runs the vidrag service for shared course collections
+    env.setdefault("VIDRAG_SERVICE_ENABLED", "true")
     env["VIDRAG_HOME"] = str(home)
     if env["VIDRAG_AUTH"].lower() == "demo":
         env["VIDRAG_DEMO_PASSWORD"] = password

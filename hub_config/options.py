@@ -59,6 +59,13 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a service whose port is not configured)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class VidragHubOptions(Configurable):
     """How vidrag's JupyterHub is deployed: login, addresses, spawner, groups, services."""
 
@@ -229,6 +236,20 @@ class VidragHubOptions(Configurable):
         help="""VIDRAG_SERVICE_URL: the URL servers use to reach the vidrag service. Default:
         the service's registered `url`, else `/services/<name>/` on the public address.""",
     ).tag(env="VIDRAG_SERVICE_URL")
+
+    service_enabled = Bool(
+        False,
+        config=True,
+        help="""VIDRAG_SERVICE_ENABLED: register and start the vidrag service (`python -m
+        vidrag_hub`) as a hub-managed service on a loopback port. `make run` turns it on.""",
+    ).tag(env="VIDRAG_SERVICE_ENABLED")
+
+    service_port = Integer(
+        0,
+        config=True,
+        help="""VIDRAG_SERVICE_PORT: the loopback port the vidrag service listens on; 0 picks a
+        free port when the hub starts.""",
+    ).tag(env="VIDRAG_SERVICE_PORT")
 
     dashboards_dir = Unicode(
         config=True,
