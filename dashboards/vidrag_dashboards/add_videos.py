@@ -155,12 +155,12 @@ class AddVideosCard(Card):
         self.plan_summary = pn.pane.HTML("", sizing_mode="stretch_width")
         self.plan_table = table(
             pd.DataFrame(columns=PLAN_COLUMNS),
-            selectable=False,
             max_height=240,
             layout="fit_data_stretch",
-            visible=False,
             css_classes=["vidrag-plan-table"],
         )
+        # always shown (empty until the first Check): a Tabulator first drawn while hidden
+        # shows no rows once it is shown and given data
         self.plan_view = pn.Column(
             self.plan_summary, self.plan_table, sizing_mode="stretch_width", css_classes=["vidrag-plan"]
         )
@@ -246,7 +246,7 @@ class AddVideosCard(Card):
             return
         captions = self.captions.value
         self.plan_summary.object = f"<em>Checking {esc(source)}…</em>"
-        self.plan_table.visible = False
+        self.plan_table.value = pd.DataFrame(columns=PLAN_COLUMNS)  # no stale rows under "Checking"
         self.plan_button.disabled = True
         self.ingest_button.disabled = True
 
@@ -301,7 +301,6 @@ class AddVideosCard(Card):
             f"<div><strong>{len(items)} video(s)</strong> · estimated {format_time(total)} of work</div>"
         )
         self.plan_table.value = pd.DataFrame(rows, columns=PLAN_COLUMNS)
-        self.plan_table.visible = bool(rows)
         self.ingest_button.label = f"Ingest {len(items)} video(s)"
         self.ingest_button.disabled = not items
 

@@ -16,7 +16,7 @@ import panel as pn
 from vidrag_kernel import VidragError
 
 from .background import Throttle, run_in_background
-from .controls import button, download
+from .controls import alert, button, download
 from .feedback import guarded, user_message
 from .format import esc, span
 from .layout import Region, Section
@@ -65,7 +65,7 @@ class Turn(pn.viewable.Viewer):
         self.notes.clear()
         if no_answer:
             self.notes.append(
-                pn.pane.Alert(
+                alert(
                     "No relevant passage was found in these videos, so there is no answer (nothing was made up).",
                     alert_type="warning",
                     sizing_mode="stretch_width",
@@ -74,7 +74,7 @@ class Turn(pn.viewable.Viewer):
             )
         if fallback_reason:
             self.notes.append(
-                pn.pane.Alert(
+                alert(
                     f"The language model was unavailable ({fallback_reason}); this answer quotes the passages instead.",
                     alert_type="info",
                     sizing_mode="stretch_width",
@@ -83,7 +83,7 @@ class Turn(pn.viewable.Viewer):
             )
         if flagged:
             self.notes.append(
-                pn.pane.Alert(
+                alert(
                     "Not supported by the cited passages: " + " · ".join(flagged),
                     alert_type="warning",
                     sizing_mode="stretch_width",
@@ -106,7 +106,7 @@ class Turn(pn.viewable.Viewer):
     def fail(self, message: str) -> None:
         self.answer.object = ""
         self.notes.clear()
-        self.notes.append(pn.pane.Alert(message, alert_type="danger", sizing_mode="stretch_width"))
+        self.notes.append(alert(message, alert_type="danger", sizing_mode="stretch_width"))
 
 
 class ChatPanel(pn.viewable.Viewer):
@@ -120,8 +120,8 @@ class ChatPanel(pn.viewable.Viewer):
         self.busy = False
         self._focus: str | None = None  # the manager's collection when the scope last followed it
 
-        self.banner = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
-        self.status = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.banner = alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
+        self.status = alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.scope = pn.widgets.Select(label="Ask", options={}, sizing_mode="stretch_width")
         self.videos = pn.widgets.MultiChoice(
             label="…or only these videos",

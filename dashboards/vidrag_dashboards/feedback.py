@@ -17,7 +17,7 @@ import panel as pn
 
 from vidrag_kernel import VidragError
 
-from .controls import button
+from .controls import alert, button
 
 log = logging.getLogger("vidrag_dashboards")
 
@@ -48,7 +48,7 @@ class Notices(pn.viewable.Viewer):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self.status = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
+        self.status = alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
         self.confirm_text = pn.pane.HTML("", sizing_mode="stretch_width")
         self.confirm_button = button("Confirm", "danger")
         self.cancel_button = button("Cancel")
