@@ -60,7 +60,7 @@ def pages(tmp_path_factory, media_root):
         shutil.copy(media_root / "lecture.mp4", root / f"{name}.mp4")
         shutil.copy(media_root / "lecture.vtt", root / f"{name}.vtt")
         (root / f"{name}.html").write_text(html.replace("lecture.", f"{name}.").replace("Three topics", name))
-    fast, slow = MediaServer(root), MediaServer(root, delay=2.0)
+    fast, slow = MediaServer(root), MediaServer(root, delay=1.0)
     yield fast, slow
     fast.stop()
     slow.stop()
