@@ -8,10 +8,13 @@ In a notebook::
 Served: ``panel serve dashboards/apps/*.py --plugins vidrag_dashboards.media`` (the plugin
 serves local media files to the player). In Voila: ``dashboards/workbench.ipynb``.
 
-Modules: ``app`` (tabs, template, these three functions), ``collection_manager``,
-``chat_panel``, ``player`` and ``media`` (playing videos from a second), ``transcript``,
-``state`` and ``background`` (per-session state, work off the UI thread), ``uploads``,
-``notebook_comms`` (a guard for jupyter_bokeh in notebooks and Voila).
+Modules: ``app`` (the page, tabs, template, these three functions); ``collection_manager``, a
+page of cards (``card`` is their base): ``collections_card``, ``add_videos`` (with the upload
+receiver and ``uploads``), ``failed_jobs``, ``videos_card``; ``chat_panel``; ``player`` and
+``media`` (playing videos from a second), ``transcript``; ``state`` and ``background``
+(per-session state, work off the UI thread); ``feedback`` (the one error edge and notices);
+``layout`` and ``controls`` (landmarks, headings, keyboard tabs, AA colours); ``format``;
+``notebook_comms`` (a guarded fix for jupyter_bokeh in notebooks and Voila).
 (No module is named ``chat`` or ``manager``: importing it would shadow the function.)
 """
 
