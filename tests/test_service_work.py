@@ -16,6 +16,7 @@ import time
 
 import pytest
 from sqlalchemy import select
+from vidrag_hub.work import IngestWorkers
 
 from tests.support.media_server import MediaServer
 from tests.support.settings import make_settings
@@ -23,9 +24,6 @@ from vidrag_kernel.catalog import Catalog, Chunk, CollectionVideo, IngestJob, Vi
 from vidrag_kernel.errors import InvalidInput, VidragError
 from vidrag_kernel.indexing import open_index
 from vidrag_kernel.library import LocalLibrary
-
-pytest.importorskip("distributed")
-from vidrag_hub.work import IngestWorkers  # noqa: E402
 
 pytestmark = pytest.mark.slow
 USER = "instructor"
@@ -287,23 +285,19 @@ def test_cancel_then_retry(workers, service, pages):
 
 
 @pytest.mark.postgres
-def test_on_postgresql(workers, pages, postgres):
+def test_on_postgresql(workers, pages, postgres, tmp_path):
     fast, _slow = pages
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as home:
-        own = Service(home, database_url=postgres.create_database("service_work"))
-        runner = IngestWorkers(own.library, own.settings, address=workers.client.scheduler.address)
-        runner.start()
-        try:
-            collection = own.collection("On PostgreSQL")
-            jobs = runner.submit(
-                [fast.url("lecture.html"), fast.url("second.html")], collection, user=USER, captions="only"
-            )
-            for job_id in jobs:
-                wait(runner, job_id)
-            assert [runner.status(j)["state"] for j in jobs] == ["done", "done"]
-            assert len(assert_consistent(own, collection)) == 2
-        finally:
-            runner.close()
-            own.close()
+    own = Service(tmp_path / "home", database_url=postgres.create_database("service_work"))
+    runner = IngestWorkers(own.library, own.settings, address=workers.client.scheduler.address)
+    runner.start()
+    try:
+        collection = own.collection("On PostgreSQL")
+        sources = [fast.url("lecture.html"), fast.url("second.html")]
+        jobs = runner.submit(sources, collection, user=USER, captions="only")
+        for job_id in jobs:
+            wait(runner, job_id)
+        assert [runner.status(j)["state"] for j in jobs] == ["done", "done"]
+        assert len(assert_consistent(own, collection)) == 2
+    finally:
+        runner.close()
+        own.close()
