@@ -303,3 +303,98 @@ def test_authorization_matrix(app, client, tokens, video, route):
             assert not token or token not in reply.text
     want = {caller: expected(level, caller, allowed) for caller in CALLERS}
     assert seen == want
+
+
+# ------------------------------------------------------------------------------ sharing
+def test_invites_by_name_group_and_email(app, client, tokens):
+    world = make_world(app, None)
+    t = tokens
+    by_name = call(
+        client, t["alice"], "POST", f"collections/{world.id}/invites", json={"user": "frank"}
+    ).json()
+    mine = call(client, t["frank"], "GET", "invites").json()
+    assert by_name["id"] in [i["id"] for i in mine]
+    assert call(client, t["frank"], "POST", f"invites/{by_name['id']}/decline").status_code == 200
+    assert call(client, t["frank"], "GET", f"collections/{world.id}").status_code == 404
+    assert call(client, t["frank"], "POST", f"invites/{by_name['id']}/accept").status_code == 409
+    # a group invite: each member answers for themselves
+    group = call(
+        client, t["bob"], "POST", f"collections/{world.id}/invites", json={"group": GROUP, "role": "editor"}
+    )
+    assert group.status_code == 201
+    assert call(client, t["dave"], "POST", f"invites/{group.json()['id']}/accept").json()["role"] == "editor"
+    assert call(client, t["dave"], "GET", f"collections/{world.id}").json()["role"] == "editor"
+    assert call(client, t["frank"], "POST", f"invites/{group.json()['id']}/accept").status_code == 404
+    # an e-mail invite is answered with its token, by whoever logs in with it
+    email = call(
+        client, t["alice"], "POST", f"collections/{world.id}/invites", json={"email": "Fr@Example.edu"}
+    ).json()
+    assert email["target"] == "fr@example.edu" and email["token"]
+    wrong = call(client, t["frank"], "POST", f"invites/{email['id']}/accept", json={"token": "nope"})
+    assert wrong.status_code == 404
+    ok = call(client, t["frank"], "POST", f"invites/{email['id']}/accept", json={"token": email["token"]})
+    assert ok.status_code == 200 and ok.json()["role"] == "viewer"
+    listed = call(client, t["alice"], "GET", f"collections/{world.id}/invites").json()
+    assert email["token"] not in str(listed)
+
+
+def test_links_revoked_wrong_token_and_use_limit(app, client, tokens):
+    t = tokens
+    world = make_world(app, None)
+    made = call(
+        client, t["bob"], "POST", f"collections/{world.id}/links", json={"max_uses": 1, "note": "TA"}
+    ).json()
+    assert made["state"] == "active" and made["expires_at"]
+    assert call(client, t["frank"], "POST", "links/redeem", json={"token": "x" * 43}).status_code == 404
+    assert call(client, t["frank"], "POST", "links/redeem", json={"token": made["token"]}).status_code == 200
+    used = call(client, t["erin"], "POST", "links/redeem", json={"token": made["token"]})
+    assert used.status_code == 410 and "used" in used.json()["message"]
+    links = {
+        link["id"]: link for link in call(client, t["alice"], "GET", f"collections/{world.id}/links").json()
+    }
+    assert links[made["id"]]["uses"] == 1 and "token" not in links[made["id"]]
+    other = call(client, t["alice"], "POST", f"collections/{world.id}/links", json={}).json()
+    assert (
+        call(client, t["alice"], "DELETE", f"collections/{world.id}/links/{other['id']}").status_code == 200
+    )
+    revoked = call(client, t["erin"], "POST", "links/redeem", json={"token": other["token"]})
+    assert revoked.status_code == 410 and "revoked" in revoked.json()["message"]
+    too_long = call(
+        client, t["alice"], "POST", f"collections/{world.id}/links", json={"expires_in_days": 1000}
+    )
+    assert too_long.status_code == 400
+
+
+def test_transfer_and_leave(app, client, tokens):
+    t = tokens
+    world = make_world(app, None)
+    assert (
+        call(
+            client, t["alice"], "POST", f"collections/{world.id}/transfer", json={"user": "nobody-here"}
+        ).status_code
+        == 404
+    )
+    moved = call(client, t["alice"], "POST", f"collections/{world.id}/transfer", json={"user": "bob"})
+    assert moved.json()["owner"] == "bob"
+    assert call(client, t["alice"], "GET", f"collections/{world.id}").json()["role"] == "editor"
+    assert call(client, t["alice"], "DELETE", f"collections/{world.id}").status_code == 403
+    assert call(client, t["carol"], "POST", f"collections/{world.id}/leave").status_code == 200
+    assert call(client, t["carol"], "GET", f"collections/{world.id}").status_code == 404
+    assert call(client, t["bob"], "POST", f"collections/{world.id}/leave").status_code == 409
+
+
+def test_ingest_refuses_paths_whoever_sends_them(app, client, tokens):
+    world = make_world(app, None)
+    for source in ["/etc/passwd", "file:///etc/passwd", "~/lecture.mp4", "lecture.mp4"]:
+        reply = call(
+            client, tokens["ada"], "POST", f"collections/{world.id}/ingest", json={"sources": [source]}
+        )
+        assert reply.status_code == 403, (source, reply.text)
+    no_runner = call(
+        client,
+        tokens["alice"],
+        "POST",
+        f"collections/{world.id}/ingest",
+        json={"sources": ["https://example.edu/v"]},
+    )
+    assert no_runner.status_code == 503 and "ingest" in no_runner.json()["message"].lower()
