@@ -10,7 +10,16 @@ from .errors import VidragError
 from .settings import Settings
 
 __version__ = "0.1.0"
-__all__ = ["Settings", "VidragError", "Workbench", "__version__", "deep_link", "format_time", "youtube_id"]
+__all__ = [
+    "Settings",
+    "VidragError",
+    "Workbench",
+    "__version__",
+    "deep_link",
+    "format_time",
+    "tqdm_progress",
+    "youtube_id",
+]
 
 
 def __getattr__(name: str):
@@ -24,4 +33,8 @@ def __getattr__(name: str):
         from . import links
 
         return getattr(links, name)
+    if name == "tqdm_progress":
+        from .progress import tqdm_progress
+
+        return tqdm_progress
     raise AttributeError(name)
