@@ -16,7 +16,7 @@ import time
 
 import pytest
 from sqlalchemy import select
-from vidrag_hub.work import IngestWorkers
+from vidrag_hub.work import TOPIC, IngestWorkers
 
 from tests.support.media_server import MediaServer
 from tests.support.settings import make_settings
@@ -192,6 +192,9 @@ def test_a_killed_worker_s_job_is_retried_and_done(workers, service, pages):
     status = workers.status(job_id)
     assert status["state"] == "done", status
     assert pid not in client.run(os.getpid).values()  # the nanny started a new process
+    # the task started twice: the killed attempt and the one Dask ran again
+    starts = [m for _t, m in client.get_events(TOPIC) if m["job"] == job_id and m["state"] == "fetching"]
+    assert len(starts) >= 2, starts
     assert assert_consistent(service, collection) == {status["video_id"]}
 
 
