@@ -8,9 +8,12 @@ clash. New collections go to the first library unless ``library=`` names another
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from .errors import InvalidInput, NotFound
+from .errors import FetchFailed, InvalidInput, NotFound
+
+log = logging.getLogger("vidrag.routing")
 
 
 class Libraries:
@@ -112,8 +115,21 @@ class CollectionsView:
         return _tag(lib.collections.get(ref), lib)
 
     def list(self, search: str | None = None) -> list:
-        """Every collection the user may see: their own, then those shared with them."""
-        return [_tag(info, lib) for lib in self._libs.all for info in lib.collections.list(search)]
+        """Every collection the user may see: their own, then those shared with them.
+
+        A library that cannot be reached (the service is down) is left out with a
+        warning, so personal collections stay usable."""
+        out = []
+        for lib in self._libs.all:
+            try:
+                infos = lib.collections.list(search)
+            except FetchFailed as exc:
+                if lib is self._libs.default:
+                    raise
+                log.warning("%s collections are not listed: %s", lib.name, exc.message)
+                continue
+            out.extend(_tag(info, lib) for info in infos)
+        return out
 
     def update(self, ref: str, **changes):
         """Rename, or change description and metadata."""

@@ -36,19 +36,26 @@ class Workbench:
 
     Behind it sit one or more libraries (``vidrag_kernel.library``): the local one on
     ``settings.home`` always comes first; ``libraries`` adds others, such as the vidrag
-    service's shared course collections. Every call goes to the library that holds the
+    service's shared course collections (found by itself inside a JupyterHub server whose
+    hub registered the service; ``libraries=()`` turns that off). Every call goes to the library that holds the
     collection, video or conversation it names, so callers never branch on where a
     collection lives.
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, libraries: Sequence[Library] = (), **overrides
+        self, settings: Settings | None = None, *, libraries: Sequence[Library] | None = None, **overrides
     ) -> None:
         settings = settings or Settings.from_env()
         if overrides:
             settings = settings.with_(**overrides)
         self.settings = settings
         self.local = LocalLibrary(settings)
+        if libraries is None:
+            # inside a JupyterHub server with the vidrag service: its shared collections too
+            from .hubenv import detect
+            from .shared import service_libraries
+
+            libraries = service_libraries(detect())
         self.libraries = Libraries([self.local, *libraries])
         self.ctx = self.local.ctx
         self.retriever = self.local.retriever

@@ -29,8 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         print("vidrag-hub: no JUPYTERHUB_API_TOKEN: start the service from JupyterHub", file=sys.stderr)
         return 2
     app = make_app(settings)
-    # access_log off: request lines carry query strings, and a token must never reach a log
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="info")
+    runner = app.state.service.ingest_workers()
+    if runner is not None:
+        # the cluster starts before the web server, and requeues jobs a previous run left
+        runner.start()
+        app.state.runner = runner
+    try:
+        # access_log off: request lines carry query strings, and a token must never reach a log
+        uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="info")
+    finally:
+        if runner is not None:
+            runner.close()
     return 0
 
 

@@ -79,6 +79,26 @@ class Service:
             self.kernel_settings, access=RoleAccess(user), catalog=self.catalog, name="shared"
         )
 
+    def writer(self, user: str) -> LocalLibrary:
+        """The library the ingest runner commits a job through, in the name of the user who
+        queued it. The user's edit right was checked when the job was submitted; the commit
+        is the service's own write, so it runs with the service's authority."""
+        return self.library(HubUser(user, admin=True))
+
+    def ingest_workers(self):
+        """The Dask ingest runner the settings ask for, not started (None when ingest is off)."""
+        if self.settings.ingest_workers <= 0 and not self.settings.dask_address:
+            return None
+        from .work import IngestWorkers
+
+        return IngestWorkers(
+            self.writer,
+            self.kernel_settings,
+            address=self.settings.dask_address or None,
+            n_workers=max(1, self.settings.ingest_workers),
+            whisper_threads=max(1, self.kernel_settings.whisper_threads),
+        )
+
     def may_create(self, user: HubUser) -> bool:
         return user.admin or self.settings.creators_group in user.groups
 

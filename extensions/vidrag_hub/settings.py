@@ -49,6 +49,10 @@ class ServiceSettings:
     #: VIDRAG_TOKEN_CACHE_SECONDS: how long a verified token's identity is reused before the
     #: hub is asked again. Groups and the admin flag are read fresh on every request.
     token_cache_seconds: int = 30
+    #: VIDRAG_INGEST_WORKERS: Dask worker processes for shared ingests (0 = no ingest).
+    ingest_workers: int = 1
+    #: VIDRAG_DASK_ADDRESS: a Dask scheduler to submit ingests to instead of a local cluster.
+    dask_address: str = ""
     #: the kernel settings of the service's library (``VIDRAG_*`` kernel variables; the data
     #: root and database are the shared ones above)
     kernel: Settings | None = None
@@ -99,6 +103,14 @@ class ServiceSettings:
                 values["token_cache_seconds"] = max(0, int(raw))
             except ValueError:
                 raise ValueError(f"VIDRAG_TOKEN_CACHE_SECONDS={raw!r} is not a number of seconds") from None
+        if env.get("VIDRAG_INGEST_WORKERS", "").strip():
+            raw = env["VIDRAG_INGEST_WORKERS"].strip()
+            try:
+                values["ingest_workers"] = max(0, int(raw))
+            except ValueError:
+                raise ValueError(f"VIDRAG_INGEST_WORKERS={raw!r} is not a number of workers") from None
+        if env.get("VIDRAG_DASK_ADDRESS", "").strip():
+            values["dask_address"] = env["VIDRAG_DASK_ADDRESS"].strip()
         values["kernel"] = Settings.from_env(dict(env))
         values.update(overrides)
         if "prefix" in values:

@@ -1,0 +1,128 @@
+"""The service's client as the Workbench's second library: a student's Workbench lists
+personal and shared collections together and searches, reads and asks a shared one
+through the same calls, with the service checking the role on each request.
+
+Real JupyterHub (tokens and groups), the real service app in-process (``make_app``,
+reached through FastAPI's TestClient, an httpx client), real catalog and index."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from vidrag_hub.app import make_app
+from vidrag_hub.auth import HubUser
+
+from tests.support.service import ServiceHub
+from tests.support.settings import make_settings
+from vidrag_kernel import Workbench
+from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound
+from vidrag_kernel.shared import ServiceLibrary, api_base
+
+pytestmark = [pytest.mark.hub, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, media_server):
+    hub = ServiceHub(tmp_path_factory.mktemp("shared-hub")).start()
+    for name in ("ada", "sam", "kim", "lee"):
+        hub.user(name)
+    hub.group("instructors", ["ada"])
+    app = make_app(hub.settings(tmp_path_factory.mktemp("shared-root")))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        # the instructor's course, with the captioned test lecture (no whisper needed)
+        lib = app.state.service.library(HubUser("ada", groups=frozenset({"instructors"})))
+        lib.collections.create("Biology 101", instructor="Ada")
+        [result] = lib.ingest(media_server.url("lecture.html"), "Biology 101", captions="only")
+        assert result.status == "done", result.error
+        yield hub, http, result.video_id, app
+    assert hub.stop() == []
+
+
+def workbench(service, tmp_path, user: str) -> Workbench:
+    hub, http, _, _ = service
+    shared = ServiceLibrary("http://testserver/services/vidrag/api/", hub.token(user), http=http)
+    return Workbench(make_settings(tmp_path / user, user=user), libraries=[shared])
+
+
+def test_the_api_base_is_found_from_either_form_of_the_service_url():
+    assert api_base("http://127.0.0.1:9000") == "http://127.0.0.1:9000/services/vidrag/api/"
+    assert api_base("https://hub.example/services/vidrag/") == "https://hub.example/services/vidrag/api/"
+
+
+def test_a_student_sees_asks_and_reads_a_shared_course_through_the_workbench(service, tmp_path):
+    _, _, video_id, _ = service
+    ada = workbench(service, tmp_path, "ada")
+    ada.collections.get("Biology 101")  # the owner finds it by name through the service
+    assert ada.libraries.named("shared").collections.share("Biology 101", user="sam")["role"] == "viewer"
+
+    sam = workbench(service, tmp_path, "sam")
+    sam.collections.create("My notes")
+    listed = {(c.name, c.library, c.role) for c in sam.collections.list()}
+    assert {("Biology 101", "shared", "viewer"), ("My notes", "local", "owner")} <= listed
+
+    hits = sam.search("what do plants capture sunlight with", "Biology 101", k=2)
+    assert hits and hits[0].video_id == video_id and "chlorophyll" in " ".join(h.text for h in hits).lower()
+    assert "chlorophyll" in sam.transcript(video_id).lower()
+    assert [v.id for v in sam.videos.list("Biology 101")] == [video_id]
+
+    answer = sam.ask("What do plants capture sunlight with?", "Biology 101")
+    assert answer.citations and answer.citations[0].video_id == video_id and answer.conversation_id
+    follow_up = sam.ask("What do they release?", conversation=answer.conversation_id)
+    assert follow_up.conversation_id == answer.conversation_id
+
+    # a viewer's write is refused by the service, with its message
+    with pytest.raises(Forbidden):
+        sam.ingest("https://example.org/lecture.mp4", "Biology 101")
+    with pytest.raises(InvalidInput):
+        sam.reindex("Biology 101")
+
+
+def test_someone_without_a_grant_does_not_see_the_course(service, tmp_path):
+    kim = workbench(service, tmp_path, "kim")
+    assert "Biology 101" not in [c.name for c in kim.collections.list()]
+    with pytest.raises(NotFound):
+        kim.search("chlorophyll", "Biology 101")
+
+
+def test_an_editor_ingests_into_a_shared_course_on_the_services_dask_workers(service, tmp_path, media_server):
+    """Workbench → service → a Dask worker transcribes → the service commits → searchable."""
+    app = service[3]
+    runner = app.state.service.ingest_workers()
+    runner.start()
+    app.state.runner = runner
+    try:
+        ada = workbench(service, tmp_path, "ada")
+        ada.collections.create("Chemistry", library="shared")
+        ada.libraries.named("shared").collections.share("Chemistry", user="lee", role="editor")
+        lee = workbench(service, tmp_path, "lee")
+        [queued] = lee.ingest(media_server.url("lecture.webm"), "Chemistry", captions="never")
+        assert queued.status == "queued" and queued.job_id
+        deadline = time.monotonic() + 240
+        while (state := runner.status(queued.job_id))["state"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.5)
+        assert state["state"] == "done" and state["transcript_source"] == "asr", state
+        hits = lee.search("binary search halves the range", "Chemistry", k=1)
+        assert hits and "binary" in hits[0].text.lower()
+        # the job ran as lee's, and a local path is refused by the service whoever sends it
+        with pytest.raises(Forbidden):
+            lee.ingest("/etc/passwd", "Chemistry")
+    finally:
+        app.state.runner = None
+        runner.close()
+
+
+def test_personal_collections_stay_usable_when_the_service_is_down(tmp_path, caplog):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens here once the socket closes
+    down = ServiceLibrary(f"http://127.0.0.1:{closed}/services/vidrag/api/", "no-token")
+    wb = Workbench(make_settings(tmp_path / "home"), libraries=[down])
+    wb.collections.create("Offline notes")
+    with caplog.at_level("WARNING", logger="vidrag.routing"):
+        names = [c.name for c in wb.collections.list()]
+    assert "Offline notes" in names and "could not be reached" in caplog.text
+    wb.close()
