@@ -57,6 +57,8 @@ class Workbench:
 
             libraries = service_libraries(detect())
         self.libraries = Libraries([self.local, *libraries])
+        #: the vidrag service's library (sharing, members, links, invites), None without one
+        self.service = next((lib for lib in libraries if getattr(lib, "name", "") == "shared"), None)
         self.ctx = self.local.ctx
         self.retriever = self.local.retriever
         self.collections = CollectionsView(self.libraries)
