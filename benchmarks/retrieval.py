@@ -140,9 +140,7 @@ def query_child(root: Path, n: int) -> dict:
     rng = np.random.default_rng(5)
     rows = rng.integers(0, n, QUERIES)
     words = _words()
-    gdir = root / index.manifest()["dir"]
-    stored = np.load(gdir / "vectors.npy", mmap_mode="r")
-    ids = np.load(gdir / "ids.npy", mmap_mode="r")
+    ids, stored = reader.vectors(reader.ids())
     # queries near real chunks, as a question is near the passage that answers it
     q = stored[np.sort(rows)] + 0.05 * rng.standard_normal((QUERIES, DIM)).astype(np.float32)
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)

@@ -391,3 +391,170 @@ def test_a_reset_with_nothing_added_commits_an_empty_generation(index):
         w.reset()
         assert w.commit() == 2
     assert index.manifest()["kind"] == "empty" and len(index.reader()) == 0
+
+
+def test_a_generation_holds_one_copy_of_the_vectors(tmp_path):
+    for threshold in (10_000, 50):
+        index = CollectionIndex(tmp_path / str(threshold) / "index", hnsw_threshold=threshold)
+        vecs = unit(120)
+        write(index, np.arange(120), vecs)
+        manifest = index.manifest()
+        gen = index.root / manifest["dir"]
+        assert manifest["format"] == 2 and not (gen / "vectors.npy").exists()
+        found, got = index.reader().vectors(np.array([7, 3, 999]))
+        assert found.tolist() == [3, 7] and np.array_equal(got, vecs[[3, 7]])
+        # a removal rebuilds from the FAISS file's vectors: nothing re-embedded, nothing lost
+        write(index, [], None, remove=[3])
+        found, got = index.reader().vectors(np.arange(120))
+        assert 3 not in found and np.array_equal(got, vecs[found])
+
+
+def _format_1_generation(root: Path, ids: np.ndarray, vecs: np.ndarray) -> None:
+    """A generation as vidrag wrote them before format 2: vectors.npy beside faiss.index,
+    BM25 built by bm25s."""
+    import bm25s
+    import faiss
+
+    gen = root / "gen-000001"
+    gen.mkdir(parents=True)
+    np.save(gen / "ids.npy", ids)
+    np.save(gen / "order.npy", np.argsort(ids, kind="stable"))
+    np.save(gen / "vectors.npy", vecs)
+    texts = texts_for(ids)
+    (gen / "texts.jsonl").write_text("".join(json.dumps(t) + "\n" for t in texts))
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(vecs)
+    faiss.write_index(flat, str(gen / "faiss.index"))
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(texts, stopwords="en_plus", show_progress=False), show_progress=False)
+    retriever.save(str(gen / "bm25"), show_progress=False)
+    manifest = {
+        "format": 1, "generation": 1, "dir": "gen-000001", "previous": None, "size": len(ids), "dim": DIM,
+        "kind": "flat", "created": "2024-01-01T00:00:00Z", "uid": "old", "hnsw": None,
+        "lexical": {"engine": "bm25s", "stopwords": "en_plus", "stemmer": None},
+    }  # fmt: skip
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_format_1_generations_still_open_and_are_rewritten_by_the_next_commit(index):
+    ids = np.arange(30, dtype=np.int64) * 11
+    vecs = unit(30)
+    _format_1_generation(index.root, ids, vecs)
+    reader = index.reader()
+    assert len(reader) == 30 and reader.dense(vecs[4], 1)[0][0] == ids[4]
+    assert reader.lexical(f"number{ids[6]}", 3)[0][0] == ids[6]
+    assert {i for i, _ in reader.lexical("eigenvalue", 50)} == {int(i) for i in ids if i % 9 == 4}
+
+    assert write(index, [5], unit(1, 3)) == 2
+    manifest = index.manifest()
+    assert manifest["format"] == 2 and not (index.root / "gen-000002" / "vectors.npy").exists()
+    fresh = index.reader()
+    assert len(fresh) == 31 and fresh.dense(vecs[4], 1)[0][0] == ids[4]
+    assert fresh.lexical(f"number{ids[6]}", 3)[0][0] == ids[6]
+    assert reader.dense(vecs[9], 1)[0][0] == ids[9]  # the old reader still reads generation 1
+
+
+def test_large_indexes_commit_small_deltas_and_merge_them(tmp_path):
+    index = CollectionIndex(tmp_path / "index", hnsw_threshold=50, delta_min=100)
+    vecs = unit(400)
+    write(index, np.arange(300), vecs[:300])
+    base = index.root / "gen-000001" / "faiss.index"
+    stamp = base.stat().st_mtime_ns
+    before = index.reader()
+
+    # one "video" of 10 chunks: a delta segment beside the untouched base
+    write(index, np.arange(300, 310), vecs[300:310], [f"delta talk about zyzzyva {i}" for i in range(10)])
+    manifest = index.manifest()
+    assert [s["dir"] for s in manifest["segments"]] == ["gen-000001", "gen-000002"]
+    assert [s["kind"] for s in manifest["segments"]] == ["hnsw", "flat"] and manifest["size"] == 310
+    assert (
+        base.stat().st_mtime_ns == stamp
+        and not (index.root / "gen-000002" / "faiss.index").stat().st_size > 10**6
+    )
+    reader = index.reader()
+    assert reader.segments == 2 and len(reader) == 310
+    assert reader.dense(vecs[305], 1)[0] == (305, pytest.approx(1.0, abs=1e-4))
+    assert reader.dense(vecs[5], 1)[0][0] == 5
+    assert {i for i, _ in reader.lexical("zyzzyva", 20)} == set(range(300, 310))
+    # the delta's BM25 counts the base's documents: a word in every delta chunk is still rare
+    assert reader.lexical("gradient", 400)[0][1] < reader.lexical("zyzzyva", 5)[0][1]
+    assert reader.ids().tolist() == list(range(310))
+    assert reader.dense(vecs[7], 3, allowed=np.array([7, 303, 5000]))[:2] == [
+        (7, pytest.approx(1.0, abs=1e-4)),
+        (303, pytest.approx(float(vecs[7] @ vecs[303]), abs=1e-4)),
+    ]
+
+    # removing and replacing base rows records them as deleted rows of the base
+    new = unit(1, seed=77)
+    with index.writer() as w:
+        w.remove([4, 301])
+        w.add(np.array([6]), new, ["a replacement about quaternions"])
+    manifest = index.manifest()
+    assert manifest["segments"][0]["dir"] == "gen-000001" and manifest["segments"][0]["deleted"]
+    reader = index.reader()
+    assert len(reader) == 308 and 4 not in reader.ids() and 301 not in reader.ids()
+    assert reader.dense(vecs[4], 1)[0][0] != 4 and reader.dense(new[0], 1)[0][0] == 6
+    assert reader.dense(vecs[6], 1)[0][0] != 6
+    assert [i for i, _ in reader.lexical("quaternions", 5)] == [6]
+    assert reader.lexical("number4", 5) == [] and 4 not in {i for i, _ in reader.lexical("eigenvalue", 400)}
+    assert 4 not in [i for i, _ in reader.dense(vecs[4], 5, allowed=np.array([4, 5]))]
+    assert gen_dirs(index.root) == ["gen-000001", "gen-000002", "gen-000003"]
+
+    # a delta past a tenth of the base is merged into one new base segment
+    write(index, np.arange(310, 340), vecs[310:340])
+    manifest = index.manifest()
+    assert [s["dir"] for s in manifest["segments"]] == ["gen-000004"] and manifest["size"] == 338
+    merged = index.reader()
+    assert (
+        merged.segments == 1
+        and merged.dense(vecs[335], 1)[0][0] == 335
+        and merged.dense(new[0], 1)[0][0] == 6
+    )
+    assert [i for i, _ in merged.lexical("quaternions", 5)] == [6] and 4 not in merged.ids()
+    assert before.dense(vecs[4], 1)[0][0] == 4 and len(before) == 300  # generation 1 still mapped
+    write(index, [1000], unit(1, 5))  # the base of generations 1-3 leaves the disk with them
+    assert gen_dirs(index.root) == ["gen-000004", "gen-000005"]
+    assert before.dense(vecs[4], 1)[0][0] == 4
+
+
+def test_a_failed_delta_commit_leaves_the_previous_generation(tmp_path, monkeypatch):
+    from vidrag_kernel.index import store
+
+    index = CollectionIndex(tmp_path / "index", hnsw_threshold=50, delta_min=100)
+    vecs = unit(200)
+    write(index, np.arange(150), vecs[:150])
+    write(index, np.arange(150, 155), vecs[150:155])
+
+    def fail(stage, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "commit_hook", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write(index, np.arange(155, 160), vecs[155:160], remove=[0])
+    monkeypatch.setattr(store, "commit_hook", None)
+    reader = index.reader()
+    assert index.generation == 2 and len(reader) == 155 and reader.dense(vecs[0], 1)[0][0] == 0
+    assert write(index, [170], vecs[170:171]) == 3
+    assert gen_dirs(index.root) == ["gen-000001", "gen-000002", "gen-000003"]
+    assert index.reader().ids().tolist() == [*range(155), 170]
+
+
+def test_the_compressed_index_keeps_8_bit_vectors(tmp_path):
+    with pytest.raises(InvalidInput, match="compression"):
+        CollectionIndex(tmp_path / "x", compression="pq")
+    vecs = unit(600)
+    sizes = {}
+    for compression in ("none", "sq8"):
+        index = CollectionIndex(tmp_path / compression, hnsw_threshold=50, compression=compression)
+        write(index, np.arange(600), vecs)
+        manifest = index.manifest()
+        sizes[compression] = (index.root / manifest["dir"] / "faiss.index").stat().st_size
+        reader = index.reader()
+        hits = [reader.dense(vecs[i], 1)[0] for i in range(0, 600, 10)]
+        assert sum(h[0] == i * 10 for i, h in enumerate(hits)) >= 58
+        assert all(h[1] == pytest.approx(1.0, abs=0.02) for h in hits)
+    assert manifest["kind"] == "hnsw-sq8" and manifest["hnsw"]["M"] == dense_module.HNSW_M
+    assert sizes["sq8"] < sizes["none"] * 0.45
+    # a removal rebuilds from the decoded 8-bit vectors
+    write(index, [], None, remove=[1])
+    assert index.reader().dense(vecs[2], 1)[0][0] == 2 and 1 not in index.reader().ids()

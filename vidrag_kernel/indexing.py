@@ -30,7 +30,11 @@ def index_root(ctx: Context, collection_id: str):
     """
     from .index import CollectionIndex
 
-    index = CollectionIndex(ctx.layout.index_dir(collection_id), hnsw_threshold=ctx.settings.hnsw_threshold)
+    index = CollectionIndex(
+        ctx.layout.index_dir(collection_id),
+        hnsw_threshold=ctx.settings.hnsw_threshold,
+        compression=ctx.settings.index_compression,
+    )
     manifest = index.manifest()
     if manifest:
         index.dim = int(manifest["dim"])
@@ -73,6 +77,7 @@ def open_index(
         ctx.layout.index_dir(collection_id),
         dim=current["dim"],
         hnsw_threshold=ctx.settings.hnsw_threshold,
+        compression=ctx.settings.index_compression,
         embedder=current,
     )
     if check:

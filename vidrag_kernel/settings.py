@@ -90,6 +90,8 @@ class Settings:
     embed_batch_size: int = 64
     #: VIDRAG_HNSW_THRESHOLD: vectors above which an index uses HNSW instead of exact search.
     hnsw_threshold: int = 50_000
+    #: VIDRAG_INDEX_COMPRESSION: vectors of HNSW indexes: ``none`` (float32) or ``sq8`` (8-bit, a quarter of the size).
+    index_compression: str = "none"
 
     # answer
     #: VIDRAG_ANSWERER: answer engine by name (``vidrag backends`` lists them); empty = ``llm`` when

@@ -1,12 +1,19 @@
-"""FAISS indexes over a generation's vectors: exact flat below a size, HNSW above.
+"""FAISS indexes over a segment's vectors: exact flat below a size, HNSW above.
 
-Labels are row numbers of the generation (no IDMap): rows map to chunk ids through
-``ids.npy``, which keeps the FAISS file small and lets filters be row bitmaps.
+Labels are row numbers of the segment (no IDMap): rows map to chunk ids through
+``ids.npy``, which keeps the FAISS file small and lets filters be row bitmaps. The FAISS
+file is the only copy of the vectors on disk: a writer that rebuilds reads them back
+from it (a zero-copy view of the memory-mapped file for flat and HNSW-flat storage).
+
+Kinds: ``flat`` (IndexFlatIP), ``hnsw`` (IndexHNSWFlat, float32 vectors) and
+``hnsw-sq8`` (IndexHNSWSQ: the graph over 8-bit scalar-quantized vectors, a quarter of
+the disk and memory of ``hnsw``, at some loss of recall).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,9 @@ HNSW_EF_SEARCH = 128
 #: the allowed vectors: a graph walk that may only collect 1% of the nodes it visits
 #: misses many of them, while 32k dot products take a few milliseconds
 EXACT_SUBSET_MAX = 32_768
+#: rows a scalar quantizer is trained on (it learns each dimension's range)
+SQ_TRAIN_ROWS = 100_000
+KINDS = ("flat", "hnsw", "hnsw-sq8")
 
 
 def hnsw_params() -> dict[str, int]:
@@ -30,37 +40,63 @@ def hnsw_params() -> dict[str, int]:
     return {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
 
 
-def build(vectors: np.ndarray, kind: str, base: Path | None = None) -> Any:
-    """A FAISS index of ``kind`` over ``vectors`` (rows are labels).
+def is_graph(kind: str) -> bool:
+    """Whether ``kind`` is searched by an HNSW graph walk (approximate)."""
+    return kind.startswith("hnsw")
 
-    With ``base`` (an HNSW index file whose rows are the first rows of ``vectors``), only
-    the new rows are added to a copy of that graph instead of rebuilding it.
-    """
+
+def _new(kind: str, dim: int) -> Any:
     import faiss
 
-    dim = vectors.shape[1]
     if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-        index.add(vectors)
-        return index
-    if base is not None:
-        index = faiss.read_index(str(base))
-        index.add(vectors[index.ntotal :])
-        return index
-    index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        return faiss.IndexFlatIP(dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    elif kind == "hnsw-sq8":
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    else:
+        raise ValueError(f"unknown index kind {kind!r}")
     index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    index.add(vectors)
     return index
 
 
-def write(index: Any, path: Path) -> None:
-    """Save a FAISS index."""
+def build(
+    path: Path, kind: str, dim: int, batches: Callable[[], Iterator[np.ndarray]], base: Path | None = None
+) -> None:
+    """Write a FAISS index of ``kind`` to ``path`` over the rows ``batches()`` yields, in order.
+
+    Rows are added a batch at a time, so only FAISS's own copy of the vectors is held.
+    With ``base`` (an index file of the same kind whose rows are the first rows
+    ``batches()`` yields), the base is read and only the rows after its own are added.
+    """
     import faiss
 
+    if base is not None:
+        index = faiss.read_index(str(base))
+        skip = index.ntotal
+    else:
+        index = _new(kind, dim)
+        skip = 0
+        if not index.is_trained:
+            sample, have = [], 0
+            for batch in batches():
+                sample.append(batch[: SQ_TRAIN_ROWS - have])
+                have += len(sample[-1])
+                if have >= SQ_TRAIN_ROWS:
+                    break
+            if have:
+                index.train(np.ascontiguousarray(np.concatenate(sample), dtype=np.float32))
+            del sample
+    seen = 0
+    for batch in batches():
+        start = max(skip - seen, 0)
+        seen += len(batch)
+        if start < len(batch):
+            index.add(np.ascontiguousarray(batch[start:], dtype=np.float32))
     faiss.write_index(index, str(path))
 
 
-def load(path: Path, kind: str) -> Any:
+def load(path: Path) -> Any:
     """Load a FAISS index with its vectors memory-mapped (the HNSW graph is read in).
 
     ``IO_FLAG_MMAP_IFC`` is the flag that really maps the vectors in FAISS 1.15: with
@@ -71,29 +107,63 @@ def load(path: Path, kind: str) -> Any:
     return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
 
 
+def stored(index: Any) -> np.ndarray | None:
+    """A zero-copy (n, dim) view of the float32 vectors of a flat or HNSW-flat index.
+
+    None for compressed storage. The view points into FAISS's memory: keep ``index``
+    alive while it is used.
+    """
+    import faiss
+
+    flat = index
+    if isinstance(index, faiss.IndexHNSW):
+        flat = faiss.downcast_index(index.storage)
+    if not isinstance(flat, faiss.IndexFlat) or flat.ntotal == 0:
+        return None
+    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+
+
+def take(index: Any, rows: np.ndarray) -> np.ndarray:
+    """The vectors of ``rows`` (ascending row numbers), decoded if the storage is compressed."""
+    view = stored(index)
+    if view is not None:
+        return np.asarray(view[rows], dtype=np.float32)
+    return index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+
+def bitmap(rows: np.ndarray, n: int) -> np.ndarray:
+    """A FAISS row bitmap (little-endian bit order) with ``rows`` set."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return np.packbits(mask, bitorder="little")
+
+
 def search(
-    index: Any, kind: str, query: np.ndarray, k: int, rows: np.ndarray | None, n: int, ef_search: int
+    index: Any,
+    kind: str,
+    query: np.ndarray,
+    k: int,
+    keep: np.ndarray | None,
+    n: int,
+    n_keep: int,
+    ef_search: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` rows by inner product, optionally only among ``rows`` (a FAISS selector)."""
+    """Best ``k`` rows by inner product, optionally only rows set in ``keep`` (a ``bitmap``)."""
     import faiss
 
     params = None
-    keep = None
-    if rows is not None:
-        mask = np.zeros(n, dtype=bool)
-        mask[rows] = True
-        keep = np.packbits(mask, bitorder="little")
+    if keep is not None:
         selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(keep))
-    if kind == "hnsw":
+    if is_graph(kind):
         params = faiss.SearchParametersHNSW()
         ef = max(ef_search, k)
-        if rows is not None:
+        if keep is not None:
             # a filtered walk collects only allowed nodes: widen the beam as the allowed
             # share shrinks, so the beam still holds about as many allowed nodes
-            ef = min(4096, max(ef, math.ceil(ef * math.sqrt(n / max(len(rows), 1)))))
+            ef = min(4096, max(ef, math.ceil(ef * math.sqrt(n / max(n_keep, 1)))))
             params.sel = selector
         params.efSearch = ef
-    elif rows is not None:
+    elif keep is not None:
         params = faiss.SearchParameters()
         params.sel = selector
     scores, labels = index.search(query, k, params=params)
@@ -102,12 +172,12 @@ def search(
     return labels[0][found].astype(np.int64), scores[0][found]
 
 
-def exact_subset(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int) -> tuple:
-    """Exact best ``k`` among ``rows``, scored from the memory-mapped vectors."""
+def exact_subset(index: Any, rows: np.ndarray, query: np.ndarray, k: int) -> tuple:
+    """Exact best ``k`` among ``rows``, scored from the index's (memory-mapped) vectors."""
     import faiss
 
     rows = np.sort(rows)
-    subset = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+    subset = np.ascontiguousarray(take(index, rows), dtype=np.float32)
     scores, labels = faiss.knn(query, subset, min(k, len(rows)), metric=faiss.METRIC_INNER_PRODUCT)
     found = labels[0] >= 0
     return rows[labels[0][found]], scores[0][found]

@@ -10,20 +10,33 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
 from ..errors import Conflict, InvalidInput
 from . import dense as _dense
 from . import lexical as _lexical
-from .reader import IndexReader
+from .reader import IndexReader, segments_of
 
 MANIFEST = "manifest.json"
 LOCK = "write.lock"
-FORMAT = 1
+#: 2: the FAISS file is the only copy of the vectors (no vectors.npy), a generation is a
+#: list of segments with per-segment deleted rows. Format 1 generations still open.
+FORMAT = 2
+#: a commit to an index of at least ``delta_min`` rows writes only a delta segment (the
+#: new rows and the rows of the previous delta) and the deleted rows of the base, while
+#: the delta stays within this share of the base and ``DELTA_MAX_ROWS`` (a flat segment:
+#: exact search over it stays a few milliseconds)
+DELTA_FRACTION = 0.1
+DELTA_MAX_ROWS = 20_000
+DELTA_MIN = 50_000
+#: rows read back and added to FAISS at a time when a segment is written
+BATCH = 50_000
+COMPRESSIONS = ("none", "sq8")
 _GEN_DIR = re.compile(r"^gen-(\d{6,})$")
 
 #: Test hook, None in normal use: called as ``commit_hook(stage, path)`` at
@@ -64,16 +77,35 @@ class CollectionIndex:
     """The search index of one collection, rooted at its index directory.
 
     Nothing is created on disk until a writer commits. ``hnsw_threshold`` is the row
-    count from which a generation is built as HNSW rather than exact flat search. ``dim``
-    is the dimension of the vectors writers add; ``embedder`` describes their model.
+    count from which a generation is built as HNSW rather than exact flat search, over
+    float32 vectors or, with ``compression="sq8"``, 8-bit ones. ``dim`` is the dimension
+    of the vectors writers add; ``embedder`` describes their model. ``delta_min`` is the
+    size from which a commit writes a small delta segment beside the base instead of
+    rewriting the whole index.
     """
 
     def __init__(
-        self, root: Path, *, dim: int = 384, hnsw_threshold: int = 50_000, embedder: dict | None = None
+        self,
+        root: Path,
+        *,
+        dim: int = 384,
+        hnsw_threshold: int = 50_000,
+        embedder: dict | None = None,
+        compression: str = "none",
+        delta_min: int = DELTA_MIN,
     ) -> None:
+        if compression not in COMPRESSIONS:
+            raise InvalidInput(
+                f"index compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}"
+            )
         self.root = Path(root)
         self.dim = dim
         self.hnsw_threshold = hnsw_threshold
+        #: "none" (HNSW over float32 vectors) or "sq8" (HNSW over 8-bit scalar-quantized
+        #: vectors) for generations at or above ``hnsw_threshold`` rows
+        self.compression = compression
+        #: the row count from which commits write delta segments instead of everything
+        self.delta_min = delta_min
         #: recorded in the manifests this index's writers commit (engine, model, dim of the
         #: vectors); None keeps what the previous manifest recorded
         self.embedder = embedder
@@ -107,7 +139,7 @@ class CollectionIndex:
                     _cache.move_to_end(key)
                     return reader
             try:
-                reader = IndexReader(int(manifest["generation"]), self.root / manifest["dir"], manifest)
+                reader = IndexReader(int(manifest["generation"]), self.root, manifest)
                 break
             except FileNotFoundError:
                 # two commits landed between reading the manifest and opening its
@@ -175,10 +207,31 @@ class _lock:
         self._lock.release()
 
 
+def _dirs_of(manifest: dict | None) -> set[str]:
+    """Every directory a generation reads: its own and those of its segments."""
+    if not manifest:
+        return set()
+    return {manifest["dir"], *(e["dir"] for e in segments_of(manifest))}
+
+
+class _Source:
+    """Rows that a new segment takes from an old segment or from the staged rows, in order."""
+
+    def __init__(self, ids: np.ndarray, rows: np.ndarray, n: int, texts: Path, vectors: Callable) -> None:
+        self.ids = ids  # the chunk ids of the taken rows
+        self.rows = rows  # ascending row numbers in the source
+        self.n = n  # rows in the source (lines in ``texts``)
+        self.texts = texts
+        self.vectors = vectors  # rows -> float32 (len(rows), dim)
+
+
 class IndexWriter:
     """Adds and removes chunks, then commits them as one new generation.
 
-    Changes are staged in memory; nothing on disk changes before ``commit``.
+    Nothing on disk that a reader uses changes before ``commit``. Staged vectors and
+    texts are appended to files in the directory of the coming generation rather than
+    held in memory (a writer killed meanwhile leaves only a directory the next writer
+    deletes).
     """
 
     def __init__(self, index: CollectionIndex, timeout: float) -> None:
@@ -186,10 +239,17 @@ class IndexWriter:
         self._timeout = timeout
         self._lock: _lock | None = None
         self._manifest: dict | None = None
+        self._segs: list[dict] = []
         self._base_ids = np.empty(0, dtype=np.int64)
         self._base_sorted = self._base_ids
         self._removed: set[int] = set()
-        self._pending: dict[int, tuple[np.ndarray, str]] = {}
+        # staged rows: id -> row of the staging files (the latest add of that id)
+        self._staged: dict[int, int] = {}
+        self._staged_ids: list[np.ndarray] = []
+        self._n_staged = 0
+        self._stage: Path | None = None
+        self._vec_file: Any = None
+        self._txt_file: Any = None
         self._changed = False
         self._reset = False
         self._committed: int | None = None
@@ -201,7 +261,14 @@ class IndexWriter:
             self._manifest = self._index.manifest()
             self._clean()
             if self._manifest and self._manifest["size"]:
-                self._base_ids = np.load(self._dir(self._manifest) / "ids.npy")
+                for entry in segments_of(self._manifest):
+                    ids = np.load(self._index.root / entry["dir"] / "ids.npy")
+                    dead = np.zeros(len(ids), dtype=bool)
+                    if entry.get("deleted"):
+                        dead[np.load(self._index.root / entry["deleted"])] = True
+                    self._segs.append({"entry": entry, "ids": ids, "dead": dead})
+                live = [s["ids"][~s["dead"]] for s in self._segs]
+                self._base_ids = np.concatenate(live) if live else self._base_ids
                 self._base_sorted = np.sort(self._base_ids)
         except BaseException:
             self._release()
@@ -215,6 +282,7 @@ class IndexWriter:
             if exc_type is None and self._committed is None:
                 self.commit()
         finally:
+            self._close_stage()
             self._release()
 
     @property
@@ -240,10 +308,11 @@ class IndexWriter:
 
     def _clean(self) -> None:
         """Delete everything the manifest does not name: partial and outdated generations."""
-        keep = {MANIFEST, LOCK}
+        keep = {MANIFEST, LOCK} | _dirs_of(self._manifest)
         if self._manifest:
-            keep.add(self._manifest["dir"])
-            if self._manifest.get("previous"):
+            if "keep" in self._manifest:
+                keep.update(self._manifest["keep"])
+            elif self._manifest.get("previous"):
                 keep.add(_gen_name(self._manifest["previous"]))
         for child in self._index.root.iterdir():
             if child.name in keep:
@@ -265,6 +334,25 @@ class IndexWriter:
             return None
         return int(self._manifest["dim"])
 
+    def _current(self) -> int:
+        return int(self._manifest["generation"]) if self._manifest else 0
+
+    def _open_stage(self) -> None:
+        if self._stage is None:
+            self._stage = self._index.root / _gen_name(self._current() + 1)
+            self._stage.mkdir(exist_ok=True)
+            self._vec_file = open(self._stage / "staged.f32", "wb")  # noqa: SIM115 - closed in _close_stage
+            self._txt_file = open(self._stage / "staged.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+
+    def _close_stage(self, delete: bool = False) -> None:
+        for f in (self._vec_file, self._txt_file):
+            if f is not None:
+                f.close()
+        self._vec_file = self._txt_file = None
+        if delete and self._stage is not None:
+            for name in ("staged.f32", "staged.jsonl"):
+                (self._stage / name).unlink(missing_ok=True)
+
     def reset(self) -> None:
         """Stage the removal of every row and change, so that the commit holds only what is
         added afterwards, in vectors of any dimension: a rebuild with another embedder.
@@ -273,8 +361,14 @@ class IndexWriter:
         """
         self._require_lock()
         self._reset = True
-        self._pending.clear()
+        # rows staged so far may have another dimension than those added from now on
+        self._close_stage(delete=True)
+        self._stage = None
+        self._staged.clear()
+        self._staged_ids.clear()
+        self._n_staged = 0
         self._removed.clear()
+        self._segs = []
         self._base_ids = np.empty(0, dtype=np.int64)
         self._base_sorted = self._base_ids
         self._changed = True
@@ -300,9 +394,16 @@ class IndexWriter:
             raise InvalidInput(
                 f"ids, vectors and texts differ in length ({len(ids)}, {len(vectors)}, {len(texts)})"
             )
-        for i, vector, text in zip(ids.tolist(), vectors, texts, strict=True):
-            self._pending[i] = (vector, str(text))
-        self._changed = self._changed or len(ids) > 0
+        if len(ids) == 0:
+            return
+        self._open_stage()
+        self._vec_file.write(np.ascontiguousarray(vectors).tobytes())
+        self._txt_file.writelines(json.dumps(str(t), ensure_ascii=False) + "\n" for t in texts)
+        self._staged_ids.append(ids.copy())
+        for row, i in enumerate(ids.tolist(), start=self._n_staged):
+            self._staged[i] = row
+        self._n_staged += len(ids)
+        self._changed = True
 
     def remove(self, ids: Iterable[int]) -> int:
         """Stage removal of ``ids``; returns how many of them were present."""
@@ -311,7 +412,7 @@ class IndexWriter:
         in_base = self._in_base(wanted)
         present = 0
         for i, based in zip(wanted.tolist(), in_base.tolist(), strict=True):
-            staged = self._pending.pop(i, None) is not None
+            staged = self._staged.pop(i, None) is not None
             if staged or (based and i not in self._removed):
                 present += 1
             if based:
@@ -327,30 +428,62 @@ class IndexWriter:
         self._require_lock()
         if self._committed is not None:
             raise RuntimeError("this writer has already committed")
-        current = int(self._manifest["generation"]) if self._manifest else 0
+        current = self._current()
         if not self._changed:
             self._committed = current
             return current
         generation = current + 1
         target = self._index.root / _gen_name(generation)
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir()
+        target.mkdir(exist_ok=True)
+        self._close_stage()
         manifest = self._build(target, generation)
+        self._close_stage(delete=True)
         _fsync_tree(target)
         if commit_hook is not None:
             commit_hook("files-written", target)
         self._write_manifest(manifest)
         self._committed = generation
         self._manifest = manifest
-        # the generation before the previous one may go: readers hold at most the last two
+        # generations older than the previous one may go: readers hold at most the last two
         self._clean()
         return generation
+
+    def _kind(self, n: int) -> str:
+        if n == 0:
+            return "empty"
+        if n < self._index.hnsw_threshold:
+            return "flat"
+        return "hnsw-sq8" if self._index.compression == "sq8" else "hnsw"
+
+    def _segment_source(self, seg: dict, dead: np.ndarray) -> _Source:
+        directory = self._index.root / seg["entry"]["dir"]
+        rows = np.flatnonzero(~dead)
+        holder: dict = {}
+
+        def vectors(r: np.ndarray) -> np.ndarray:
+            # opened on first use, memory-mapped: only the rows taken are read
+            if "index" not in holder:
+                holder["index"] = _dense.load(directory / "faiss.index")
+            return _dense.take(holder["index"], r)
+
+        return _Source(seg["ids"][rows], rows, len(seg["ids"]), directory / "texts.jsonl", vectors)
+
+    def _staged_source(self, dim: int) -> _Source | None:
+        if not self._staged:
+            return None
+        rows = np.sort(np.fromiter(self._staged.values(), dtype=np.int64, count=len(self._staged)))
+        ids = np.concatenate(self._staged_ids)[rows]
+        staged = np.memmap(
+            self._stage / "staged.f32", dtype=np.float32, mode="r", shape=(self._n_staged, dim)
+        )
+        return _Source(
+            ids, rows, self._n_staged, self._stage / "staged.jsonl", lambda r: np.asarray(staged[r])
+        )
 
     def _build(self, target: Path, generation: int) -> dict:
         base = self._manifest if self._manifest and self._manifest["size"] and not self._reset else None
         # rows kept from the base keep their dimension (a removal needs no embedder at all)
-        dim = int(base["dim"]) if base and not self._pending else self._index.dim
+        dim = int(base["dim"]) if base and not self._staged else self._index.dim
         if base and int(base["dim"]) != dim:
             raise Conflict(
                 f"this index holds {base['dim']}-dimension vectors, not {dim}: "
@@ -359,45 +492,34 @@ class IndexWriter:
         embedder = self._index.embedder
         if embedder is None and base is not None:
             embedder = base.get("embedder")
-        drop = np.zeros(len(self._base_ids), dtype=bool)
-        if base:
-            gone = np.fromiter(set(self._pending) | self._removed, dtype=np.int64)
-            drop = np.isin(self._base_ids, gone)
-        new_ids = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
-        new_vectors = (
-            np.stack([v for v, _ in self._pending.values()])
-            if self._pending
-            else np.empty((0, dim), dtype=np.float32)
-        )
-        new_texts = [t for _, t in self._pending.values()]
-        if base:
-            base_dir = self._dir(base)
-            keep = ~drop
-            ids = np.concatenate([self._base_ids[keep], new_ids])
-            old_vectors = np.load(base_dir / "vectors.npy", mmap_mode="r")
-            vectors = np.concatenate([old_vectors[keep], new_vectors])
-            with open(base_dir / "texts.jsonl", encoding="utf-8") as f:
-                texts = [json.loads(line) for line, k in zip(f, keep, strict=True) if k]
-            texts += new_texts
+        segs = self._segs if base else []
+        gone = np.fromiter(set(self._staged) | self._removed, dtype=np.int64)
+        deads = [s["dead"] | np.isin(s["ids"], gone) for s in segs]
+        staged = self._staged_source(dim)
+        n_new = 0 if staged is None else len(staged.ids)
+        n = sum(int((~d).sum()) for d in deads) + n_new
+        kind = self._kind(n)
+        lexical = {
+            "engine": "vidrag-bm25",
+            "stopwords": _lexical.STOPWORDS,
+            "stemmer": _lexical.stemmer_name(),
+        }
+        if segs and self._delta_fits(base, segs, deads, n_new, kind):
+            # the stemmer of the base: one query tokenization serves every segment
+            lexical = {**lexical, "stemmer": (base.get("lexical") or {}).get("stemmer")}
+            entries = self._write_delta(target, segs, deads, staged, dim, lexical["stemmer"])
+        elif n:
+            sources = [self._segment_source(s, d) for s, d in zip(segs, deads, strict=True)]
+            sources = [s for s in sources if len(s.rows)] + ([staged] if staged else [])
+            # pure additions to a graph segment extend a copy of its graph: rebuilding a
+            # million-row graph for one new video would take minutes
+            first = segs[0] if segs else None
+            grow = None
+            if first and first["entry"]["kind"] == kind and _dense.is_graph(kind) and not deads[0].any():
+                grow = self._index.root / first["entry"]["dir"] / "faiss.index"
+            entries = [self._write_segment(target, sources, kind, dim, lexical["stemmer"], grow=grow)]
         else:
-            ids, vectors, texts = new_ids, new_vectors, new_texts
-        n = len(ids)
-        kind = "empty" if n == 0 else ("hnsw" if n >= self._index.hnsw_threshold else "flat")
-        stemmer = _lexical.stemmer_name()
-        if n:
-            np.save(target / "ids.npy", ids)
-            np.save(target / "order.npy", np.argsort(ids, kind="stable"))
-            np.save(target / "vectors.npy", vectors)
-            with open(target / "texts.jsonl", "w", encoding="utf-8") as f:
-                for text in texts:
-                    f.write(json.dumps(text, ensure_ascii=False) + "\n")
-            # pure additions to an HNSW generation extend a copy of its graph: rebuilding
-            # a million-row graph for one new video would take minutes
-            grow = base is not None and base["kind"] == "hnsw" and kind == "hnsw" and not drop.any()
-            index = _dense.build(vectors, kind, base_dir / "faiss.index" if grow else None)
-            _dense.write(index, target / "faiss.index")
-            del index
-            _lexical.build(texts, target / "bm25", stemmer)
+            entries = []
         return {
             "format": FORMAT,
             "generation": generation,
@@ -406,11 +528,93 @@ class IndexWriter:
             "size": n,
             "dim": dim,
             "embedder": embedder,
-            "kind": kind,
+            "kind": entries[0]["kind"] if entries else "empty",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "uid": uuid.uuid4().hex,
-            "hnsw": _dense.hnsw_params() if kind == "hnsw" else None,
-            "lexical": {"engine": "bm25s", "stopwords": _lexical.STOPWORDS, "stemmer": stemmer},
+            "hnsw": _dense.hnsw_params() if entries and _dense.is_graph(entries[0]["kind"]) else None,
+            "lexical": lexical,
+            "segments": entries,
+            # what the previous generation reads: kept for its readers until the next commit
+            "keep": sorted(_dirs_of(self._manifest)),
+        }
+
+    def _delta_fits(
+        self, base: dict, segs: list[dict], deads: list[np.ndarray], n_new: int, kind: str
+    ) -> bool:
+        """Whether this commit may keep the base segment and write only a delta."""
+        first = segs[0]["entry"]
+        size = int(first["size"])
+        if "segments" not in base or "tokens" not in first or size < self._index.delta_min:
+            return False
+        if first["kind"] != kind:  # crossing the HNSW threshold, or another compression
+            return False
+        limit = min(DELTA_MAX_ROWS, DELTA_FRACTION * size)
+        delta_rows = sum(int((~d).sum()) for d in deads[1:]) + n_new
+        return int(deads[0].sum()) <= DELTA_FRACTION * size and delta_rows <= limit
+
+    def _write_delta(
+        self,
+        target: Path,
+        segs: list[dict],
+        deads: list[np.ndarray],
+        staged: _Source | None,
+        dim: int,
+        stemmer: str | None,
+    ) -> list[dict]:
+        """Keep the base segment (and, with nothing new, the delta) with their deleted rows
+        recorded in ``target``; new rows and the previous delta's become one flat delta."""
+        keep = segs if staged is None else segs[:1]
+        entries = []
+        for k, (seg, dead) in enumerate(zip(keep, deads, strict=False)):
+            entry = {key: v for key, v in seg["entry"].items() if key != "deleted"}
+            if dead.any():
+                np.save(target / f"deleted-{k}.npy", np.flatnonzero(dead))
+                entry["deleted"] = f"{target.name}/deleted-{k}.npy"
+            entries.append(entry)
+        if staged is not None:
+            sources = [self._segment_source(s, d) for s, d in zip(segs[1:], deads[1:], strict=True)]
+            sources = [s for s in sources if len(s.rows)] + [staged]
+            first = segs[0]["entry"]
+            corpus = _lexical.Corpus.of(
+                self._index.root / first["dir"] / "bm25", int(first["size"]), int(first["tokens"])
+            )
+            entries.append(self._write_segment(target, sources, "flat", dim, stemmer, corpus=corpus))
+        return entries
+
+    def _write_segment(
+        self,
+        target: Path,
+        sources: list[_Source],
+        kind: str,
+        dim: int,
+        stemmer: str | None,
+        grow: Path | None = None,
+        corpus: _lexical.Corpus | None = None,
+    ) -> dict:
+        """Write one segment into ``target`` from ``sources``, streaming rows and texts."""
+        ids = np.concatenate([s.ids for s in sources])
+        np.save(target / "ids.npy", ids)
+        np.save(target / "order.npy", np.argsort(ids, kind="stable"))
+        with open(target / "texts.jsonl", "w", encoding="utf-8") as out:
+            for s in sources:
+                taken = np.zeros(s.n, dtype=bool)
+                taken[s.rows] = True
+                with open(s.texts, encoding="utf-8") as f:
+                    out.writelines(line for line, k in zip(f, taken, strict=False) if k)
+
+        def batches() -> Iterator[np.ndarray]:
+            for s in sources:
+                for start in range(0, len(s.rows), BATCH):
+                    yield s.vectors(s.rows[start : start + BATCH])
+
+        _dense.build(target / "faiss.index", kind, dim, batches, base=grow)
+        stats = _lexical.build(_read_texts(target / "texts.jsonl"), target / "bm25", stemmer, corpus)
+        return {
+            "dir": target.name,
+            "size": len(ids),
+            "kind": kind,
+            "tokens": stats["tokens"],
+            "uid": uuid.uuid4().hex,
         }
 
     def _write_manifest(self, manifest: dict) -> None:
@@ -422,3 +626,9 @@ class IndexWriter:
             os.fsync(f.fileno())
         os.replace(tmp, root / MANIFEST)
         _fsync_path(root)
+
+
+def _read_texts(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
