@@ -5,8 +5,9 @@
 1. picks the data root (``VIDRAG_HOME``, default ``.vidrag/`` in the repository) and the demo
    password (``VIDRAG_DEMO_PASSWORD``, else one generated per data root and kept in
    ``<home>/demo-password``, mode 600);
-2. on first start, ingests the sample lecture into each demo user's "Sample course"
-   (``hub_config.seed``, in a child process); later starts skip it;
+2. on first start, ingests the sample lecture into a "Sample course" (``hub_config.seed``,
+   in a child process): the instructor's, shared with the course group, when the vidrag
+   service runs (the default); later starts skip it;
 3. starts JupyterHub with ``hub_config/jupyterhub_config.py`` in its own process group,
    waits until it answers, and prints the URL and the logins;
 4. on Ctrl-C (SIGINT) or SIGTERM, asks the hub to stop (it stops the proxy and every
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from hub_config import CONFIG_FILE
 from hub_config.options import REPO_ROOT, VidragHubOptions
-from hub_config.seed import SAMPLE, pending
+from hub_config.seed import SAMPLE, pending, shared_pending
 
 STOP_TIMEOUT = 30.0
 
@@ -144,14 +145,23 @@ def main(argv: list[str] | None = None) -> int:
         _say("vidrag: configurable-http-proxy is missing: run `make run` (it runs `npm install`).")
         return 2
 
-    if opts.auth == "demo" and not args.no_seed and pending(home, opts.demo_users):
+    shared_root = Path(env.get("VIDRAG_SHARED_ROOT") or home / "shared")
+    if opts.service_enabled:
+        # the instructor's course is shared with the demo's course group (see hub_config.seed)
+        owner, group = opts.demo_users[0], next(iter(opts.course_groups or {"cs101": []}))
+        todo = shared_pending(shared_root)
+        command = ["--shared-root", str(shared_root), "--group", group, owner]
+        who = f"{owner}, shared with {group}"
+    else:
+        todo = bool(pending(home, opts.demo_users))
+        command = ["--home", str(home), *opts.demo_users]
+        who = ", ".join(opts.demo_users)
+    if opts.auth == "demo" and not args.no_seed and todo:
         if SAMPLE.exists():
-            _say(
-                f"vidrag: first start: ingesting the sample lecture into 'Sample course' for {', '.join(opts.demo_users)}..."
-            )
+            _say(f"vidrag: first start: ingesting the sample lecture into 'Sample course' ({who})...")
             try:
                 seeded = subprocess.run(
-                    [sys.executable, "-m", "hub_config.seed", "--home", str(home), *opts.demo_users],
+                    [sys.executable, "-m", "hub_config.seed", *command],
                     env=env,
                     cwd=REPO_ROOT,
                 )

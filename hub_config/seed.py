@@ -1,9 +1,13 @@
-"""Seed the demo: ingest the sample lecture into each demo user's "Sample course".
+"""Seed the demo: ingest the sample lecture into a "Sample course".
+
+With the vidrag service (``make run``'s default), the course is a *shared* collection on
+the service's data root, owned by the instructor (the first demo user) with a course
+group (``cs101``) as viewers: a student logs in and finds it under "Shared with me".
+Without the service, each demo user gets a personal "Sample course" instead.
 
 Run by ``python -m hub_config.launch`` on first start, in its own process so the models it
-loads are not kept in memory beside the hub. A user is seeded once: a marker file in their
-data directory records it, so later starts skip the work (and a collection the user has
-since deleted is not forced back).
+loads are not kept in memory beside the hub. Seeding happens once: a marker file records
+it, so later starts skip the work (and a collection since deleted is not forced back).
 """
 
 from __future__ import annotations
@@ -62,14 +66,67 @@ def seed(home: Path, users: Iterable[str], sample: Path = SAMPLE, out=sys.stdout
     return done
 
 
+def shared_pending(shared_root: Path) -> bool:
+    """Whether the shared sample course has not been seeded on this data root yet."""
+    return not (shared_root / MARKER).exists()
+
+
+def seed_shared(shared_root: Path, owner: str, group: str, sample: Path = SAMPLE, out=sys.stdout) -> str:
+    """Ingest ``sample`` into ``owner``'s shared "Sample course" on the service's data root,
+    with JupyterHub group ``group`` as its viewers; returns the collection's id.
+
+    It writes what the service would (the service is not running yet at seeding time):
+    the kernel library on the shared root, acting for the owner, and the group's grant.
+    """
+    from vidrag_hub import sharing
+    from vidrag_hub.access import RoleAccess
+    from vidrag_hub.auth import HubUser
+    from vidrag_hub.db import open_database
+
+    from vidrag_kernel import Settings
+    from vidrag_kernel.catalog import Collection
+    from vidrag_kernel.library import LocalLibrary
+
+    started = time.monotonic()
+    settings = Settings.from_env(home=shared_root, user=owner)
+    catalog = open_database(settings.resolved_database_url)  # kernel and service tables
+    try:
+        lib = LocalLibrary(settings, catalog=catalog, access=RoleAccess(HubUser(owner, admin=True)))
+        course = lib.collections.get_or_create(COLLECTION, description=DESCRIPTION)
+        results = lib.ingest(str(sample), course.id)
+        failed = [r for r in results if r.status == "failed"]
+        if failed or not results:
+            raise RuntimeError(f"ingesting the shared sample lecture failed: {[r.error for r in failed]}")
+        with catalog.session() as s:
+            sharing.grant(s, s.get(Collection, course.id), "group", group, "viewer", owner)
+    finally:
+        catalog.close()
+    (shared_root / MARKER).write_text(f"{COLLECTION}\n")
+    print(
+        f"  {owner}: shared {COLLECTION} ready, group {group} may view it ({time.monotonic() - started:.0f} s)",
+        file=out,
+        flush=True,
+    )
+    return course.id
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hub_config.seed --home DIR USER...``"""
+    """``python -m hub_config.seed --home DIR USER...`` (personal courses), or
+    ``python -m hub_config.seed --shared-root DIR --group cs101 OWNER`` (one shared course)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, required=True, help="the data root (VIDRAG_HOME)")
+    parser.add_argument("--home", type=Path, help="the data root (VIDRAG_HOME): personal courses")
+    parser.add_argument("--shared-root", type=Path, help="the service's data root: one shared course")
+    parser.add_argument("--group", default="cs101", help="with --shared-root: the group that may view it")
     parser.add_argument("--sample", type=Path, default=SAMPLE, help="the lecture to ingest")
-    parser.add_argument("users", nargs="+", help="users to seed")
+    parser.add_argument("users", nargs="+", help="users to seed (with --shared-root: the owner)")
     args = parser.parse_args(argv)
-    seed(args.home.resolve(), args.users, args.sample)
+    if args.shared_root:
+        args.shared_root.mkdir(parents=True, exist_ok=True)
+        seed_shared(args.shared_root.resolve(), args.users[0], args.group, args.sample)
+    elif args.home:
+        seed(args.home.resolve(), args.users, args.sample)
+    else:
+        parser.error("give --home or --shared-root")
     return 0
 
 

@@ -149,16 +149,33 @@ def test_a_second_make_run_reuses_everything_and_starts_in_seconds(runs):
     assert runs["second_exit"] == 0 and runs["second_survivors"] == []
 
 
-def test_first_start_seeded_the_sample_course_for_both_demo_users(runs):
+def test_first_start_shared_the_instructors_sample_course_with_the_course_group(runs):
+    """With the vidrag service (make run's default) the sample course is the instructor's,
+    on the service's data root, and the cs101 group (the student) may view it."""
     assert SAMPLE.exists(), "samples/lecture.webm is missing"
-    from vidrag_kernel import Settings, Workbench
+    from vidrag_hub.access import RoleAccess
+    from vidrag_hub.auth import HubUser
+    from vidrag_hub.db import open_database
 
-    for user in ("instructor", "student"):
-        data = runs["home"] / "users" / user
-        assert (data / MARKER).exists(), runs["first_output"]
-        with Workbench(Settings.from_env(home=data, user=user)) as wb:
-            courses = {c.name: c for c in wb.collections.list()}
-        assert courses[COLLECTION].video_count == 1
+    from vidrag_kernel import Settings
+    from vidrag_kernel.library import LocalLibrary
+
+    shared = runs["home"] / "shared"
+    assert (shared / MARKER).exists(), runs["first_output"]
+    settings = Settings.from_env(home=shared, user="student")
+    catalog = open_database(settings.resolved_database_url)
+    try:
+        as_student = LocalLibrary(
+            settings, catalog=catalog, access=RoleAccess(HubUser("student", groups=frozenset({"cs101"})))
+        )
+        course = as_student.collections.get(COLLECTION)
+        assert (course.owner, course.role, course.video_count) == ("instructor", "viewer", 1)
+        stranger = LocalLibrary(settings, catalog=catalog, access=RoleAccess(HubUser("someone")))
+        assert COLLECTION not in [c.name for c in stranger.collections.list()]
+    finally:
+        catalog.close()
+    # the student's own data stays personal: nothing was put there
+    assert not (runs["home"] / "users" / "student" / MARKER).exists()
     assert "ingesting the sample" not in runs["second_output"]
 
 
