@@ -6,6 +6,11 @@ when the hub registered the vidrag service (``hubenv.detect()``), so
 ask, transcripts and ingest reach a shared collection through the same calls. Every
 request carries the server's hub token; the service checks the user's role on each.
 
+Sharing (members and roles, ownership, invites, share links) is one object,
+``wb.service.sharing`` (``Sharing``), returning small dataclasses (``Member``, ``Invite``,
+``ShareLink``, ``Joined``) with ``to_dict()``; the ``vidrag share|members|links|invites``
+commands are its command-line face.
+
 It speaks the service's HTTP API with httpx (a kernel dependency), so the kernel imports
 no web framework. Errors come back as the service's ``VidragError`` JSON and are raised
 as the same error types here.
@@ -153,13 +158,240 @@ class SharedCollections:
     def share(
         self, ref: str, *, user: str | None = None, group: str | None = None, role: str = "viewer"
     ) -> dict:
-        """Grant a JupyterHub user or group a role (viewer, editor) on a shared collection."""
+        """Grant a JupyterHub user or group a role; ``wb.service.sharing`` has the rest."""
         body = {"user": user, "group": group, "role": role}
         return self._c.call("POST", f"collections/{self.id_of(ref)}/members", json=body)
 
     def members(self, ref: str) -> list[dict]:
-        """Who holds which role on a shared collection (owners and editors may ask)."""
+        """Who holds which role (owners and editors may ask); see ``wb.service.sharing``."""
         return self._c.call("GET", f"collections/{self.id_of(ref)}/members")
+
+
+# ------------------------------------------------------------------------------ sharing
+@dataclasses.dataclass
+class Member:
+    """A grant on a shared collection: a user or a JupyterHub group and its role (the owner first)."""
+
+    kind: str  # "user" or "group"
+    name: str
+    role: str  # "owner", "editor" or "viewer"
+    granted_by: str | None = None
+    created_at: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Invite:
+    """An invite to a shared collection, to a user, a group or an e-mail address.
+
+    ``token`` and ``join_path`` are set only in the answer that created an e-mail invite
+    (the service keeps the token's hash only): send them to the invitee."""
+
+    id: str
+    collection_id: str
+    kind: str  # "user", "group" or "email"
+    target: str
+    role: str
+    invited_by: str | None = None
+    created_at: str | None = None
+    answers: list = dataclasses.field(default_factory=list)
+    collection: str | None = None  # the collection's name (in one's own pending invites)
+    owner: str | None = None
+    token: str | None = None
+    join_path: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class ShareLink:
+    """A share link: its role, expiry, use limit and count, and state (active, revoked,
+    expired, used_up). ``token`` and ``join_path`` are set only in the answer that created it."""
+
+    id: str
+    collection_id: str
+    role: str
+    expires_at: str | None = None
+    max_uses: int | None = None
+    uses: int = 0
+    state: str = "active"
+    note: str = ""
+    created_by: str | None = None
+    created_at: str | None = None
+    token: str | None = None
+    join_path: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Joined:
+    """What accepting an invite or redeeming a link gave: a role on a collection (or, for a
+    declined invite, nothing: ``accepted`` is False)."""
+
+    collection_id: str
+    collection: str
+    role: str
+    owner: str | None = None
+    accepted: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def link_token(token_or_url: str) -> str:
+    """The token of a share link, given the token itself or the link (``.../join/<token>``)."""
+    value = (token_or_url or "").strip()
+    if "/join/" in value:
+        value = value.rsplit("/join/", 1)[1]
+    value = value.split("?", 1)[0].split("#", 1)[0].strip("/")
+    if not value:
+        raise InvalidInput("Give a share link or its token")
+    return value
+
+
+class Sharing:
+    """Everything about who may use a shared collection: ``wb.service.sharing``.
+
+    The one place for members and roles, ownership, invites and share links; the service
+    decides who may do what (owners manage members and transfer; editors invite and make
+    links; anyone may answer their own invites and redeem a link) and refuses the rest
+    with ``Forbidden``. A collection is named by its name or id among the caller's shared
+    collections. A revoked, expired or used-up link or invite is refused with the service's
+    message and status 410.
+    """
+
+    def __init__(self, client: ServiceClient, collections: SharedCollections) -> None:
+        self._c = client
+        self._collections = collections
+
+    def _path(self, ref: str, tail: str = "") -> str:
+        return f"collections/{self._collections.id_of(ref)}/{tail}".rstrip("/")
+
+    # -- members ---------------------------------------------------------------------
+    def members(self, ref: str) -> list[Member]:
+        """The owner, then every user and group grant (owners and editors may ask)."""
+        return [_build(Member, d) for d in self._c.call("GET", self._path(ref, "members"))]
+
+    def share(
+        self,
+        ref: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        email: str | None = None,
+        role: str = "viewer",
+    ) -> Member | Invite:
+        """Give a hub user or group ``role`` at once (owner), or invite an e-mail address
+        (editors and owner; the returned ``Invite`` carries its token, shown once)."""
+        if sum(bool(v) for v in (user, group, email)) != 1:
+            raise InvalidInput("Share with exactly one of: a user, a group, an e-mail address")
+        if email:
+            return self.invite(ref, email=email, role=role)
+        body = {"user": user, "group": group, "role": role}
+        return _build(Member, self._c.call("POST", self._path(ref, "members"), json=body))
+
+    def set_role(self, ref: str, role: str, *, user: str | None = None, group: str | None = None) -> Member:
+        """Change a user's or group's role (owner)."""
+        kind, name = _principal(user, group)
+        body = {"role": role}
+        return _build(Member, self._c.call("PATCH", self._path(ref, f"members/{kind}/{name}"), json=body))
+
+    def revoke(self, ref: str, *, user: str | None = None, group: str | None = None) -> None:
+        """Remove a user's or group's grant (owner)."""
+        kind, name = _principal(user, group)
+        self._c.call("DELETE", self._path(ref, f"members/{kind}/{name}"))
+
+    def transfer(self, ref: str, user: str) -> dict:
+        """Make hub user ``user`` the owner; the previous owner stays as an editor (owner)."""
+        return self._c.call("POST", self._path(ref, "transfer"), json={"user": user})
+
+    def leave(self, ref: str) -> None:
+        """Give up one's own grant on a collection (anyone but its owner)."""
+        self._c.call("POST", self._path(ref, "leave"))
+
+    # -- invites ---------------------------------------------------------------------
+    def invite(
+        self,
+        ref: str,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        email: str | None = None,
+        role: str = "viewer",
+    ) -> Invite:
+        """Invite a hub user, each member of a group, or an e-mail address (editors and owner)."""
+        body = {"user": user, "group": group, "email": email, "role": role}
+        return _build(Invite, self._c.call("POST", self._path(ref, "invites"), json=body))
+
+    def invites(self, ref: str | None = None) -> list[Invite]:
+        """Invites waiting for the caller, or (with ``ref``) a collection's invites with
+        their answers (editors and owner)."""
+        path = "invites" if ref is None else self._path(ref, "invites")
+        return [_build(Invite, d) for d in self._c.call("GET", path)]
+
+    def accept(self, invite_id: str, *, token: str | None = None) -> Joined:
+        """Accept an invite (``token``: the one of an e-mail invite, from its link)."""
+        return self._answer(invite_id, "accept", token)
+
+    def decline(self, invite_id: str, *, token: str | None = None) -> Joined:
+        """Decline an invite."""
+        return self._answer(invite_id, "decline", token)
+
+    def _answer(self, invite_id: str, verb: str, token: str | None) -> Joined:
+        body = {"token": token} if token else None
+        return _build(Joined, self._c.call("POST", f"invites/{_segment(invite_id)}/{verb}", json=body))
+
+    def withdraw(self, ref: str, invite_id: str) -> None:
+        """Withdraw an open invite (editors and owner)."""
+        self._c.call("DELETE", self._path(ref, f"invites/{_segment(invite_id)}"))
+
+    # -- links -----------------------------------------------------------------------
+    def create_link(
+        self,
+        ref: str,
+        *,
+        role: str = "viewer",
+        expires_in_days: float | None = None,
+        max_uses: int | None = None,
+        note: str = "",
+    ) -> ShareLink:
+        """A new share link (editors and owner); it expires in 7 days unless told. The
+        returned link's ``token`` is shown this once."""
+        body = {"role": role, "expires_in_days": expires_in_days, "max_uses": max_uses, "note": note}
+        return _build(ShareLink, self._c.call("POST", self._path(ref, "links"), json=body))
+
+    def links(self, ref: str) -> list[ShareLink]:
+        """A collection's share links with their state and use count (editors and owner)."""
+        return [_build(ShareLink, d) for d in self._c.call("GET", self._path(ref, "links"))]
+
+    def revoke_link(self, ref: str, link_id: str) -> ShareLink:
+        """Revoke a share link by its id (editors and owner); revoking twice is harmless."""
+        return _build(ShareLink, self._c.call("DELETE", self._path(ref, f"links/{_segment(link_id)}")))
+
+    def redeem(self, token_or_url: str) -> Joined:
+        """Join the collection a share link shares, given the link or its token."""
+        body = {"token": link_token(token_or_url)}
+        return _build(Joined, self._c.call("POST", "links/redeem", json=body))
+
+
+def _principal(user: str | None, group: str | None) -> tuple[str, str]:
+    if bool(user) == bool(group):
+        raise InvalidInput("Name exactly one of: a user, a group")
+    return ("user", _segment(user)) if user else ("group", _segment(group))
+
+
+def _segment(value: str | None) -> str:
+    """``value`` as one URL path segment (a name with a slash must not reach another route)."""
+    from urllib.parse import quote
+
+    if not value:
+        raise InvalidInput("A name or id is missing")
+    return quote(value, safe="")
 
 
 class SharedVideos:
@@ -264,6 +496,8 @@ class ServiceLibrary:
         self._client = ServiceClient(base_url, token, http=http)
         self._asked: dict[str, str] = {}  # conversation id -> the shared collection it is about
         self.collections = SharedCollections(self._client)
+        #: members, roles, ownership, invites and share links (see ``Sharing``)
+        self.sharing = Sharing(self._client, self.collections)
         self.videos = SharedVideos(self._client, self.collections)
         self.jobs = SharedJobs(self._client)
         self.conversations = SharedConversations(self._client)

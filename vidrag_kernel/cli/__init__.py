@@ -18,7 +18,7 @@ EXIT_CODES = {400: 2, 403: 3, 404: 4, 409: 5, 413: 2, 429: 6, 501: 7, 502: 8, 50
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import answers, library, maintenance
+    from . import answers, library, maintenance, sharing
 
     parser = argparse.ArgumentParser(
         prog="vidrag",
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     library.register(sub)
     answers.register(sub)
     maintenance.register(sub)
+    sharing.register(sub)
     return parser
 
 
