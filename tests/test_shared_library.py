@@ -18,7 +18,7 @@ from vidrag_hub.auth import HubUser
 from tests.support.service import ServiceHub
 from tests.support.settings import make_settings
 from vidrag_kernel import Workbench
-from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound
+from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound, VidragError
 from vidrag_kernel.shared import ServiceLibrary, api_base
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
@@ -126,3 +126,58 @@ def test_personal_collections_stay_usable_when_the_service_is_down(tmp_path, cap
         names = [c.name for c in wb.collections.list()]
     assert "Offline notes" in names and "could not be reached" in caplog.text
     wb.close()
+
+
+def test_sharing_through_the_workbench_members_roles_ownership_invites_and_links(service, tmp_path):
+    """``wb.service.sharing``: every sharing call against the real service, as its users see it."""
+    hub = service[0]
+    hub.group("tas", ["kim"])
+    ada = workbench(service, tmp_path, "ada").service.sharing
+    workbench(service, tmp_path, "ada").collections.create("Physics", library="shared")
+
+    assert ada.share("Physics", user="sam").role == "viewer"
+    assert ada.set_role("Physics", "editor", user="sam").role == "editor"
+    assert ada.share("Physics", group="tas", role="editor").kind == "group"
+    assert {(m.kind, m.name, m.role) for m in ada.members("Physics")} == {
+        ("user", "ada", "owner"),
+        ("user", "sam", "editor"),
+        ("group", "tas", "editor"),
+    }
+    ada.revoke("Physics", group="tas")
+    assert "tas" not in {m.name for m in ada.members("Physics")}
+    with pytest.raises(InvalidInput):
+        ada.share("Physics", user="sam", group="tas")
+
+    # an invite to a group reaches its members; a withdrawn one is gone from their list
+    invite = ada.invite("Physics", group="tas")
+    kim = workbench(service, tmp_path, "kim").service.sharing
+    assert [i.id for i in kim.invites()] == [invite.id] and kim.invites()[0].collection == "Physics"
+    ada.withdraw("Physics", invite.id)
+    assert kim.invites() == []
+
+    # a link with one use: the first redemption joins, the second is refused as used up
+    link = ada.create_link("Physics", expires_in_days=1, max_uses=1)
+    assert link.token and link.expires_at and link.state == "active"
+    joined = kim.redeem(link.token)
+    assert (joined.collection, joined.role, joined.owner) == ("Physics", "viewer", "ada")
+    lee = workbench(service, tmp_path, "lee").service.sharing
+    with pytest.raises(VidragError, match="used as many times") as refused:
+        lee.redeem(link.join_path)
+    assert refused.value.status == 410
+    assert [(x.uses, x.state) for x in ada.links("Physics")] == [(1, "used_up")]
+
+    # the owner hands over; the new owner manages, the old one stays as an editor and may leave
+    # (ada is a hub admin, so her refusals are shown by a viewer)
+    assert ada.transfer("Physics", "sam")["owner"] == "sam"
+    sam = workbench(service, tmp_path, "sam").service.sharing
+    assert ("ada", "editor") in {(m.name, m.role) for m in sam.members("Physics")}
+    assert sam.share("Physics", user="lee").name == "lee"
+    with pytest.raises(Forbidden):
+        kim.share("Physics", user="lee", role="editor")
+    with pytest.raises(NotFound):
+        sam.transfer("Physics", "nobody-by-this-name")
+    ada.leave("Physics")
+    assert "ada" not in {m.name for m in sam.members("Physics") if m.role != "owner"}
+    kim.leave("Physics")
+    with pytest.raises(NotFound):
+        kim.members("Physics")
