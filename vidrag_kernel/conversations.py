@@ -132,7 +132,9 @@ class Conversations:
     # -- lookups ---------------------------------------------------------------------------
     def _row(self, s, conversation_id: str) -> Conversation:
         row = s.scalar(
-            select(Conversation).where(Conversation.id == conversation_id, self._ctx.access.own_conversations())
+            select(Conversation).where(
+                Conversation.id == conversation_id, self._ctx.access.own_conversations()
+            )
         )
         if row is None:
             raise NotFound(f"No conversation with id {conversation_id!r}")
