@@ -97,6 +97,7 @@ class World:
     link_id: str
     invite_id: str
     video_id: str | None
+    job_id: str
 
 
 def make_world(app, caller: str | None, video_id: str | None = None) -> World:
@@ -107,7 +108,7 @@ def make_world(app, caller: str | None, video_id: str | None = None) -> World:
     info = lib.collections.create(f"Course {uuid.uuid4().hex[:8]}")
     if video_id:
         lib.videos.add_to(info.id, video_id)
-    from vidrag_kernel.catalog import Collection
+    from vidrag_kernel.catalog import Collection, IngestJob
 
     with service.catalog.session() as s:
         row = s.get(Collection, info.id)
@@ -117,7 +118,19 @@ def make_world(app, caller: str | None, video_id: str | None = None) -> World:
         link, token = sharing.create_link(s, row, "viewer", "alice")
         invitee = caller if caller in USERS and caller != "alice" else "frank"
         invite, _ = sharing.invite(s, row, "user", invitee, "viewer", "alice")
-        return World(info.id, token, link.id, invite.id, video_id)
+        # a finished job queued by carol (an editor then, a viewer now): she still sees it
+        job = IngestJob(
+            owner=JOB_OWNER,
+            collection_id=info.id,
+            source="https://example.edu/old-lecture",
+            state="failed",
+            error="The ingest was cancelled before it finished.",
+            error_kind="cancelled",
+            timings={},
+        )
+        s.add(job)
+        s.flush()
+        return World(info.id, token, link.id, invite.id, video_id, job.id)
 
 
 # role each caller holds on a world; None = no role
@@ -131,6 +144,7 @@ ROLES = {
     "ada": "owner",  # hub admin
 }
 RANK = {None: 0, "viewer": 1, "editor": 2, "owner": 3}
+JOB_OWNER = "carol"
 
 # route -> (who may, status when allowed, needs a video, body)
 MATRIX = {
@@ -240,6 +254,19 @@ MATRIX = {
         lambda w: {"sources": ["http://127.0.0.1:9/lecture.mp4"]},
     ),
     ("post", "/services/vidrag/api/collections/{collection_id}/upload"): ("editor", 503, False, "upload"),
+    ("post", "/services/vidrag/api/collections/{collection_id}/ask/stream"): (
+        "viewer",
+        200,
+        True,
+        lambda w: {"question": "What are the topics?"},
+    ),
+    # jobs go through the runner too: without one, an allowed caller gets 503
+    ("get", "/services/vidrag/api/collections/{collection_id}/jobs"): ("editor", 503, False, None),
+    ("get", "/services/vidrag/api/jobs/{job_id}"): ("job", 503, False, None),
+    ("post", "/services/vidrag/api/jobs/{job_id}/cancel"): ("job", 503, False, None),
+    ("post", "/services/vidrag/api/jobs/{job_id}/retry"): ("job", 503, False, None),
+    ("get", "/services/vidrag/api/jobs/{job_id}/events"): ("job", 503, False, None),
+    ("get", "/services/vidrag/metrics"): ("admin", 200, False, None),
 }
 CALLERS = [*ROLES, "anonymous", "noscope"]
 
@@ -258,9 +285,15 @@ def expected(level: str, caller: str, allowed: int) -> int:
         return allowed
     if level == "creator":
         return allowed if caller in ("alice", "ada") else 403
+    if level == "admin":
+        return allowed if caller == "ada" else 403
+    if level == "job" and caller == JOB_OWNER:
+        return allowed  # the user who queued it, whatever their role now
     role = ROLES[caller]
     if role is None:
         return 404
+    if level == "job":
+        level = "editor"
     if level == "leave":
         # the owner must transfer first, a group's member cannot drop the group's grant,
         # an admin holds no grant to leave
@@ -287,6 +320,7 @@ def test_authorization_matrix(app, client, tokens, video, route):
             invite_id=world.invite_id,
             link_id=world.link_id,
             video_id=video,
+            job_id=world.job_id,
         )
         kwargs = {}
         if body == "upload":
@@ -398,3 +432,152 @@ def test_ingest_refuses_paths_whoever_sends_them(app, client, tokens):
         json={"sources": ["https://example.edu/v"]},
     )
     assert no_runner.status_code == 503 and "ingest" in no_runner.json()["message"].lower()
+
+
+# ------------------------------------------------------------- streams, jobs, metrics
+def sse(text: str) -> list[tuple[str, dict]]:
+    """(event name, JSON data) of each event of a text/event-stream body (comments skipped)."""
+    import json
+
+    events = []
+    for block in text.split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+        if not lines:
+            continue
+        name = next((line[7:] for line in lines if line.startswith("event: ")), "message")
+        data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
+        events.append((name, json.loads(data)))
+    return events
+
+
+def test_a_viewer_gets_the_answer_streamed_as_server_sent_events(app, client, tokens, video):
+    world = make_world(app, None, video)
+    body = {"question": "What are the topics?"}
+    reply = call(client, tokens["carol"], "POST", f"collections/{world.id}/ask/stream", json=body)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    events = sse(reply.text)
+    *pieces, (last, answer) = events
+    assert pieces and all(name == "message" and set(data) == {"text"} for name, data in pieces)
+    assert last == "answer" and answer["citations"] and answer["conversation_id"]
+    assert "".join(data["text"] for _, data in pieces).strip() == answer["answer"].strip()
+    # the conversation is carol's own: a follow-up streams in it, frank cannot reach it
+    again = call(
+        client,
+        tokens["carol"],
+        "POST",
+        f"collections/{world.id}/ask/stream",
+        json={**body, "conversation": answer["conversation_id"]},
+    )
+    assert sse(again.text)[-1][1]["conversation_id"] == answer["conversation_id"]
+    assert (
+        call(client, tokens["frank"], "POST", f"collections/{world.id}/ask/stream", json=body).status_code
+        == 404
+    )
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of a Prometheus text exposition (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_metrics_count_requests_by_route_template_and_need_the_metrics_scope(app, client, hub, tokens):
+    world = make_world(app, None)
+    route = "/services/vidrag/api/collections/{collection_id}"
+    before = metric(
+        call(client, tokens["ada"], "GET", "/services/vidrag/metrics").text,
+        "vidrag_http_requests_total",
+        route=route,
+        status="404",
+    )
+    assert call(client, tokens["frank"], "GET", f"collections/{world.id}").status_code == 404
+    scraper = hub.token("ada", ["read:metrics"])  # the scope alone, as the hub's scraper holds it
+    reply = call(client, scraper, "GET", "/services/vidrag/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    text = reply.text
+    assert metric(text, "vidrag_http_requests_total", route=route, status="404") == before + 1
+    assert world.id not in text  # templates, never raw paths
+    assert metric(text, "vidrag_http_request_duration_seconds_count", route=route) >= 1
+    assert metric(text, "vidrag_ingest_jobs", state="failed") >= 1  # each world's old job
+    assert metric(text, "vidrag_ingest_workers") == 0  # no runner in this app yet
+    assert "vidrag_ingest_queue_depth" in text
+    # that token may read metrics and nothing else of the service
+    assert call(client, scraper, "GET", "me").status_code == 403
+    assert call(client, tokens["bob"], "GET", "/services/vidrag/metrics").status_code == 403
+
+
+@pytest.fixture(scope="module")
+def slow_pages(tmp_path_factory, media_root):
+    """A captioned lecture page under a new name (a new video), served with a 1 s delay."""
+    import shutil
+
+    from tests.support.media_server import MediaServer
+
+    root = tmp_path_factory.mktemp("job-pages")
+    shutil.copy(media_root / "lecture.mp4", root / "jobs.mp4")
+    shutil.copy(media_root / "lecture.vtt", root / "jobs.vtt")
+    html = (media_root / "lecture.html").read_text()
+    (root / "jobs.html").write_text(html.replace("lecture.", "jobs.").replace("Three topics", "Jobs"))
+    server = MediaServer(root, delay=1.0)
+    yield server
+    server.stop()
+
+
+def test_jobs_are_listed_cancelled_retried_and_streamed_through_the_runner(app, client, tokens, slow_pages):
+    runner = app.state.service.ingest_workers()
+    runner.start()
+    app.state.runner = runner
+    t = tokens
+    try:
+        world = make_world(app, None)
+        queued = call(
+            client,
+            t["bob"],
+            "POST",
+            f"collections/{world.id}/ingest",
+            json={"sources": [slow_pages.url("jobs.html")], "captions": "only"},
+        )
+        assert queued.status_code == 202, queued.text
+        [job] = queued.json()["jobs"]
+        # carol queued the world's old job, not this one: a viewer sees neither list nor job
+        assert call(client, t["carol"], "GET", f"jobs/{job}").status_code == 403
+        assert call(client, t["carol"], "GET", f"collections/{world.id}/jobs").status_code == 403
+        assert call(client, t["carol"], "GET", f"jobs/{world.job_id}").json()["error_kind"] == "cancelled"
+        listed = call(client, t["alice"], "GET", f"collections/{world.id}/jobs").json()
+        assert {j["id"] for j in listed} == {job, world.job_id}
+
+        cancelled = call(client, t["alice"], "POST", f"jobs/{job}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["state"] == "failed" and cancelled.json()["error_kind"] == "cancelled"
+        assert call(client, t["alice"], "POST", f"jobs/{job}/cancel").status_code == 400
+        [(_, only)] = sse(call(client, t["bob"], "GET", f"jobs/{job}/events").text)
+        assert only["state"] == "failed"
+
+        retried = call(client, t["bob"], "POST", f"jobs/{job}/retry")
+        assert retried.status_code == 202 and retried.json()["state"] == "queued"
+        events = [data for _name, data in sse(call(client, t["bob"], "GET", f"jobs/{job}/events").text)]
+        assert events[-1]["state"] == "done", events[-1]
+        assert all(
+            (a["state"], a["progress"]) != (b["state"], b["progress"])
+            for a, b in zip(events, events[1:], strict=False)
+        )
+        assert len({e["state"] for e in events}) >= 2  # the stream saw it move, not just the end
+        done = call(client, t["bob"], "GET", f"jobs/{job}").json()
+        assert done["state"] == "done" and done["chunk_count"] > 0
+        assert (
+            call(client, t["alice"], "GET", f"collections/{world.id}/jobs", params={"state": "done"}).json()[
+                0
+            ]["id"]
+            == job
+        )
+        text = call(client, t["ada"], "GET", "/services/vidrag/metrics").text
+        assert metric(text, "vidrag_ingest_workers") == 1
+        assert metric(text, "vidrag_ingest_jobs", state="done") >= 1
+    finally:
+        app.state.runner = None
+        runner.close()

@@ -11,8 +11,13 @@ JSON API under ``api/``, the OpenAPI description at ``openapi.json``. Each reque
    else a 500 with a plain message (the traceback goes to the log, never to the caller).
 
 Ingest is handed to ``app.state.runner`` (``submit(sources, collection_id, *, user,
-captions) -> job ids``); without one the endpoint answers 503. Every ingest, search and
-answer first passes ``vidrag_hub.quotas.check``.
+captions) -> job ids``, ``status``, ``cancel``, ``retry``); without one the ingest and job
+endpoints answer 503. A job is seen (and cancelled, retried, followed as Server-Sent
+Events) by the user who queued it or an editor or owner of its collection. Answers also
+stream as Server-Sent Events (``vidrag_hub.streams`` has the wire format). Every ingest
+(and retry), search and answer first passes ``vidrag_hub.quotas.check``. ``metrics`` is
+Prometheus's view of the service (``vidrag_hub.metrics``), for hub admins and the hub's
+scraper (``read:metrics``).
 """
 
 from __future__ import annotations
@@ -26,14 +31,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from vidrag_kernel.catalog import Collection, CollectionVideo
+from vidrag_kernel.catalog import Collection, CollectionVideo, IngestJob
 from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound, TooLarge, VidragError
 from vidrag_kernel.library import LocalLibrary
 
@@ -42,7 +47,9 @@ from .access import RoleAccess
 from .auth import HubIdentity, HubUser, token_from_header
 from .db import open_database
 from .errors import TooManyAttempts, Unavailable
+from .metrics import ServiceMetrics, metrics_reader
 from .settings import ServiceSettings
+from .streams import EventStream, answer_events, job_events
 
 log = logging.getLogger("vidrag_hub")
 
@@ -213,6 +220,22 @@ def collection_row(s, access: RoleAccess, collection_id: str, action: str) -> Co
     return row
 
 
+def job_row(s, access: RoleAccess, job_id: str) -> IngestJob:
+    """The job if the caller may see it: the user who queued it (while they can still see
+    its collection), or an editor or owner of its collection. NotFound for anyone who
+    cannot see the collection; Forbidden for its other members."""
+    row = s.get(IngestJob, job_id)
+    collection = None
+    if row is not None and row.collection_id is not None:
+        collection = s.scalar(select(Collection).where(Collection.id == row.collection_id, access.visible()))
+    queuer = row is not None and row.owner == access.user
+    if row is None or (collection is None and not (queuer and row.collection_id is None)):
+        raise NotFound(f"No ingest job {job_id!r}")
+    if not queuer:
+        access.require(s, collection, "edit")
+    return row
+
+
 def refuse_local(source: str) -> str:
     """A source the service may fetch: an http(s) URL. Paths and file: URLs are refused."""
     source = (source or "").strip()
@@ -265,6 +288,10 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
     )
     app.state.service = service
     app.state.runner = runner
+    metrics = ServiceMetrics(lambda: service.catalog, lambda: app.state.runner)
+    app.state.metrics = metrics
+    # outermost, so that refusals and errors are counted with their status too
+    app.add_middleware(lambda inner: metrics.middleware(inner))
 
     @app.exception_handler(VidragError)
     async def _vidrag_error(_request: Request, exc: VidragError) -> JSONResponse:
@@ -306,6 +333,20 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
             "groups": sorted(user.groups),
             "may_create_collections": service.may_create(user),
         }
+
+    @app.get(
+        prefix + "metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def read_metrics(request: Request) -> Response:
+        """Prometheus metrics: requests, latencies, jobs by state, queue depth, workers
+        (hub admins, or a token with JupyterHub's ``read:metrics`` scope)."""
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        await metrics_reader(service.identity, request.headers.get("authorization"))
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE_LATEST)
 
     # -------------------------------------------------------------------- collections
     def _info(lib: LocalLibrary, s, row: Collection) -> dict:
@@ -569,6 +610,30 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
         }
         return lib.ask(body.question, collection_id, **scope).to_dict()
 
+    @app.post(
+        api + "/collections/{collection_id}/ask/stream",
+        tags=["search"],
+        response_class=EventStream,
+        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    )
+    def ask_stream(user: User, collection_id: str, body: AskIn) -> EventStream:
+        """The answer as Server-Sent Events: ``{"text": piece}`` events as it is written,
+        then ``event: answer`` with the same JSON as ``ask`` (see ``vidrag_hub.streams``)."""
+        lib = service.library(user)
+        with service.catalog.session() as s:
+            collection_row(s, lib.ctx.access, collection_id, "read")
+        quotas.check(user, "answer", 1)
+        scope = {
+            k: v
+            for k, v in {"videos": body.videos, "tags": body.tags, "conversation": body.conversation}.items()
+            if v
+        }
+        pieces = lib.ask_stream(body.question, collection_id, **scope)
+        # the first piece is taken here, so that a refusal (an unknown conversation, no
+        # answerer) is an ordinary HTTP error rather than an event in a 200 stream
+        first = next(pieces)
+        return EventStream(answer_events(first, pieces))
+
     # ------------------------------------------------------------------------- ingest
     def _runner(request: Request):
         runner = request.app.state.runner
@@ -630,5 +695,66 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
             lambda: runner.submit([str(path)], collection_id, user=user.name, captions=captions)
         )
         return {"jobs": list(jobs)}
+
+    # --------------------------------------------------------------------------- jobs
+    def _job(user: HubUser, job_id: str) -> None:
+        with service.catalog.session() as s:
+            job_row(s, RoleAccess(user), job_id)
+
+    @app.get(api + "/collections/{collection_id}/jobs", tags=["jobs"])
+    def list_jobs(
+        user: User,
+        request: Request,
+        collection_id: str,
+        state: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[dict]:
+        """The collection's ingest jobs, newest first, with state, progress and error (editors and owner)."""
+        lib = service.library(user)
+        with service.catalog.session() as s:
+            collection_row(s, lib.ctx.access, collection_id, "edit")
+            query = select(IngestJob.id).where(IngestJob.collection_id == collection_id)
+            if state:
+                query = query.where(IngestJob.state == state)
+            ids = list(s.scalars(query.order_by(IngestJob.created_at.desc()).limit(limit)))
+        runner = _runner(request)
+        return [runner.status(job_id) for job_id in ids]
+
+    @app.get(api + "/jobs/{job_id}", tags=["jobs"])
+    def job_status(user: User, request: Request, job_id: str) -> dict:
+        """One ingest job (the user who queued it, or an editor or owner of its collection)."""
+        _job(user, job_id)
+        return _runner(request).status(job_id)
+
+    @app.post(api + "/jobs/{job_id}/cancel", tags=["jobs"])
+    def cancel_job(user: User, request: Request, job_id: str) -> dict:
+        """Stop a queued or running job; nothing of it is committed (same rule as reading it)."""
+        _job(user, job_id)
+        runner = _runner(request)
+        runner.cancel(job_id)
+        return runner.status(job_id)
+
+    @app.post(api + "/jobs/{job_id}/retry", tags=["jobs"], status_code=202)
+    def retry_job(user: User, request: Request, job_id: str) -> dict:
+        """Run a failed or cancelled job again from the start (same rule as reading it)."""
+        _job(user, job_id)
+        runner = _runner(request)
+        quotas.check(user, "ingest", 1)
+        runner.retry(job_id)
+        return runner.status(job_id)
+
+    @app.get(
+        api + "/jobs/{job_id}/events",
+        tags=["jobs"],
+        response_class=EventStream,
+        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    )
+    async def job_progress(user: User, request: Request, job_id: str) -> EventStream:
+        """The job's progress as Server-Sent Events: its status JSON at each change of
+        state or progress, ending at done or failed (poll ``GET jobs/{job_id}`` otherwise)."""
+        await run_in_threadpool(_job, user, job_id)
+        runner = _runner(request)
+        first = await run_in_threadpool(runner.status, job_id)
+        return EventStream(job_events(lambda: runner.status(job_id), first, request.is_disconnected))
 
     return app
