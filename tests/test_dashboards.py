@@ -58,7 +58,7 @@ def test_each_app_builds_against_a_workbench(settings):
         table = app.manager.collections.table.value
         assert set(table["name"]) == {"Course", "Uncategorized"}
         assert table.set_index("name").loc["Course", "instructor"] == "Ada"
-        assert any("Course" in label for label in app.chat.scope.options)
+        assert any("Course" in label for label in app.chat.scope.labels)
         assert "No videos yet" in app.chat.banner.object
         for component in (vidrag_dashboards.manager(wb), vidrag_dashboards.chat(wb)):
             component.__panel__().get_root()  # renders to a Bokeh model without a server

@@ -166,6 +166,26 @@ class AddVideosCard(Card):
         )
         self.progress = IngestProgress(state)
 
+        # on a collection shared with me as a viewer: this note instead of the form
+        self.read_only = pn.pane.HTML(
+            "<p>You can view this shared collection and ask it questions; only its owner and "
+            "editors add videos.</p>",
+            visible=False,
+            sizing_mode="stretch_width",
+            css_classes=["vidrag-read-only"],
+        )
+        self._form = pn.Column(
+            self.source,
+            self.upload_note,
+            self.upload,
+            self.captions,
+            pn.Row(self.plan_button, self.ingest_button),
+            self.plan_view,
+            sizing_mode="stretch_width",
+        )
+
+        state.param.watch(lambda e: self.show_controls(), "role")
+        self.show_controls()
         self.upload.param.watch(self._uploaded, ["value", "filename"])
         self.source.param.watch(self._source_typed, "value_input")
         self.source.param.watch(lambda e: self.guard(self.plan), "enter_pressed")
@@ -173,15 +193,13 @@ class AddVideosCard(Card):
         self.ingest_button.on_click(lambda e: self.guard(self.ingest))
 
     def body(self) -> list:
-        return [
-            self.source,
-            self.upload_note,
-            self.upload,
-            self.captions,
-            pn.Row(self.plan_button, self.ingest_button),
-            self.plan_view,
-            self.progress,
-        ]
+        return [self.read_only, self._form, self.progress]
+
+    def show_controls(self) -> None:
+        """Show the form only where I may add videos (not as a viewer of a shared collection)."""
+        editable = self.state.may_edit
+        self._form.visible = editable
+        self.read_only.visible = not editable
 
     # -- the upload receiver ----------------------------------------------------------------
     def _source_typed(self, event) -> None:

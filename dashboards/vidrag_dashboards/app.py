@@ -20,6 +20,7 @@ from . import notebook_comms
 from .chat_panel import ChatPanel
 from .collection_manager import CollectionManager
 from .format import esc
+from .invites_banner import InvitesBanner
 from .layout import Region, Tabs
 from .state import AppState
 
@@ -83,11 +84,14 @@ class WorkbenchApp(pn.viewable.Viewer):
     ) -> None:
         super().__init__(**params)
         self.state = state or AppState(wb)
-        self.manager = CollectionManager(self.state)
+        self.manager = CollectionManager(self.state, invites=False)
         self.chat = ChatPanel(self.state)
         self.tabs = Tabs(("Chat", self.chat), ("Collections", self.manager), label="Workbench")
         self.links = dict(links or {})
-        self._layout = page(HEADING, self.tabs, intro=INTRO, links=self.links)
+        # invites waiting for me show above the tabs, whichever tab is open
+        self.invites = InvitesBanner(self.state) if self.state.wb.service is not None else None
+        top = [self.invites] if self.invites is not None else []
+        self._layout = page(HEADING, *top, self.tabs, intro=INTRO, links=self.links)
         self.state.start()
 
     def __panel__(self):

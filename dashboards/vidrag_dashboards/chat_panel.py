@@ -15,6 +15,7 @@ import panel as pn
 
 from vidrag_kernel import VidragError
 
+from . import scopes
 from .background import Throttle, run_in_background
 from .controls import alert, button, download
 from .feedback import guarded, user_message
@@ -122,7 +123,7 @@ class ChatPanel(pn.viewable.Viewer):
 
         self.banner = alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
         self.status = alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        self.scope = pn.widgets.Select(label="Ask", options={}, sizing_mode="stretch_width")
+        self.scope = pn.widgets.Select(label="Ask", groups={}, sizing_mode="stretch_width")
         self.videos = pn.widgets.MultiChoice(
             label="…or only these videos",
             options={},
@@ -212,7 +213,9 @@ class ChatPanel(pn.viewable.Viewer):
     def refresh(self) -> None:
         """Reload scopes, videos, conversations and the state banner."""
         collections = self.wb.collections.list()
-        options = {"All collections": ALL, **{f"{c.name} ({c.video_count})": c.id for c in collections}}
+        # grouped (an <optgroup> each): my own collections, then those shared with me
+        groups = {"Everything": {"All collections": ALL}, **scopes.grouped(collections)}
+        options = scopes.flat(groups)
         current = self.scope.value
         focus = self.state.collection
         if focus != self._focus and focus in options.values():
@@ -220,7 +223,7 @@ class ChatPanel(pn.viewable.Viewer):
             current, self._focus = focus, focus
         elif current not in options.values():
             current = ALL
-        self.scope.options = options
+        self.scope.groups = groups
         self.scope.value = current
         self._refresh_videos()
         self._refresh_conversations()

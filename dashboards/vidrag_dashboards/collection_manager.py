@@ -6,7 +6,10 @@ ingests (``failed_jobs``) beside Videos in this collection (``videos_card``) and
 Transcript. They share the page's :class:`~.feedback.Notices` (the message line and the
 confirmation box) and talk only through the state: picking a collection sets
 ``state.collection``, a change to the catalog bumps ``state.revision``. More cards (the
-hub's Sharing, Usage, Billing) join with :meth:`CollectionManager.add`.
+hub's Usage, Billing) join with :meth:`CollectionManager.add`. With the vidrag service
+(``wb.service``) the Sharing card joins on the right (shown for owners and editors of the
+shared collection in focus), and the pending-invites banner sits on top (``invites=False``
+leaves it out, for a page that shows it itself).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from .card import Card, flex
 from .collections_card import CollectionsCard
 from .failed_jobs import FailedJobsCard
 from .feedback import Notices
+from .invites_banner import InvitesBanner
 from .layout import Section
+from .sharing_card import SharingCard
 from .state import AppState
 from .transcript import TranscriptView
 from .videos_card import VideosCard
@@ -27,7 +32,7 @@ from .videos_card import VideosCard
 class CollectionManager(pn.viewable.Viewer):
     """Manage collections and their videos. Build with an :class:`AppState`."""
 
-    def __init__(self, state: AppState, **params) -> None:
+    def __init__(self, state: AppState, *, invites: bool = True, **params) -> None:
         super().__init__(**params)
         self.state = state
         self.wb = state.wb
@@ -44,9 +49,12 @@ class CollectionManager(pn.viewable.Viewer):
         self._right = pn.Column(
             self.videos, Section("Transcript", self.transcript), sizing_mode="stretch_width"
         )
+        self.invites = InvitesBanner(state) if invites and self.wb.service is not None else None
+        top = [self.invites] if self.invites is not None else []
         self._layout = pn.Column(
-            self.notices, flex(self._left, self._right, basis="460px"), sizing_mode="stretch_width"
+            *top, self.notices, flex(self._left, self._right, basis="460px"), sizing_mode="stretch_width"
         )
+        self.sharing = self.add(SharingCard, right=True) if self.wb.service is not None else None
 
     def __panel__(self):
         return self._layout

@@ -1,5 +1,10 @@
 """The Collections card: pick one, search, the table with metadata, and a form to create,
-edit or delete (with confirmation). Picking sets ``state.collection`` for the other cards."""
+edit or delete (with confirmation). Picking sets ``state.collection`` for the other cards.
+
+Both the picker and the table group "My collections" and "Shared with me" (a shared one
+shows its owner and my role). On a collection shared with me as a viewer the form is
+read-only and Save and Delete are hidden; Delete shows for owners only (the service
+refuses anyway, and its refusal becomes a message on the notice line)."""
 
 from __future__ import annotations
 
@@ -11,8 +16,21 @@ from vidrag_kernel import format_time
 from .card import Card, flex
 from .controls import button, table
 from .format import esc
+from .scopes import group_of, grouped
 
-COLUMNS = ["name", "videos", "duration", "role", "owner", "instructor", "subject", "semester", "tags", "id"]
+COLUMNS = [
+    "list",
+    "name",
+    "videos",
+    "duration",
+    "role",
+    "owner",
+    "instructor",
+    "subject",
+    "semester",
+    "tags",
+    "id",
+]
 
 
 class CollectionsCard(Card):
@@ -22,7 +40,7 @@ class CollectionsCard(Card):
 
     def __init__(self, state, notices=None, **params) -> None:
         super().__init__(state, notices, **params)
-        self.picker = pn.widgets.Select(label="Collection", options={}, sizing_mode="stretch_width")
+        self.picker = pn.widgets.Select(label="Collection", groups={}, sizing_mode="stretch_width")
         self.search = pn.widgets.TextInput(
             label="Search collections",
             placeholder="name, instructor, subject, semester, tag…",
@@ -33,7 +51,8 @@ class CollectionsCard(Card):
             selectable=1,
             max_height=260,
             layout="fit_data_stretch",
-            hidden_columns=["id"],
+            hidden_columns=["id", "list"],
+            groupby=["list"],
             css_classes=["vidrag-collections"],
         )
         self.f_name = pn.widgets.TextInput(label="Name", sizing_mode="stretch_width")
@@ -55,6 +74,7 @@ class CollectionsCard(Card):
         self.save_button.on_click(lambda e: self.guard(self.save))
         self.delete_button.on_click(lambda e: self.guard(self.ask_delete))
         state.param.watch(lambda e: self.guard(self.refresh), "revision")
+        state.param.watch(lambda *e: self.show_controls(), ["role", "library"])
         self.refresh()
 
     def body(self) -> list:
@@ -76,18 +96,20 @@ class CollectionsCard(Card):
         """Reload the picker, the table (filtered by the search) and the form."""
         infos = self.wb.collections.list(search=self.search.value_input or None)
         everything = self.wb.collections.list()
-        options = {c.name: c.id for c in everything}
+        groups = grouped(everything, count=False)
+        ids = {c.id for c in everything}
         current = self.state.collection
-        if current not in options.values():
+        if current not in ids:
             named = [c for c in everything if not c.is_default] or everything
             current = named[0].id if named else None
-        self.picker.options = options
+        self.picker.groups = groups
         self.picker.value = current
         if self.state.collection != current:
             self.state.collection = current
         self.table.value = pd.DataFrame(
             [
                 {
+                    "list": group_of(c),
                     "name": c.name,
                     "videos": c.video_count,
                     "duration": format_time(c.total_duration),
@@ -99,11 +121,31 @@ class CollectionsCard(Card):
                     "tags": ", ".join(c.tags),
                     "id": c.id,
                 }
-                for c in infos
+                # mine first, then shared with me (the table groups rows in that order)
+                for c in sorted(infos, key=lambda c: group_of(c) != "My collections")
             ],
             columns=COLUMNS,
         )
         self.fill_form()
+        self.show_controls()
+
+    def show_controls(self) -> None:
+        """Hide the controls my role on the collection in focus does not allow."""
+        editable = self.state.may_edit
+        for field in self._fields():
+            field.disabled = not editable
+        self.save_button.visible = editable
+        self.delete_button.visible = self.state.may_delete or self.state.collection is None
+
+    def _fields(self) -> tuple:
+        return (
+            self.f_name,
+            self.f_description,
+            self.f_instructor,
+            self.f_subject,
+            self.f_semester,
+            self.f_tags,
+        )
 
     def fill_form(self) -> None:
         """Show the details of the collection in focus."""
@@ -119,15 +161,9 @@ class CollectionsCard(Card):
 
     def clear_form(self) -> None:
         """Empty the details, so a new collection does not start as a copy of the selected one."""
-        for field in (
-            self.f_name,
-            self.f_description,
-            self.f_instructor,
-            self.f_subject,
-            self.f_semester,
-            self.f_tags,
-        ):
+        for field in self._fields():
             field.value = ""
+            field.disabled = False  # a new collection is mine
 
     def _picked(self, event) -> None:
         if event.new and event.new != self.state.collection:

@@ -11,6 +11,8 @@ import threading
 
 import param
 
+from vidrag_kernel import VidragError
+
 from .background import UiQueue
 
 _shared_lock = threading.Lock()
@@ -38,11 +40,47 @@ class AppState(param.Parameterized):
     revision = param.Integer(default=0, doc="Bumped whenever collections or videos change.")
     collection = param.String(default=None, allow_None=True, doc="The collection (id) in focus.")
     ingesting = param.Integer(default=0, doc="Ingest runs in progress in this session.")
+    role = param.String(
+        default=None, allow_None=True, doc="My role on the collection in focus (owner, editor, viewer)."
+    )
+    library = param.String(
+        default=None, allow_None=True, doc="The library holding the collection in focus (local, shared)."
+    )
 
     def __init__(self, wb=None, **params) -> None:
         super().__init__(**params)
         self.wb = wb if wb is not None else shared_workbench()
         self.ui = UiQueue()
+        # before any card's watcher: cards read the role when the focus or revision changes
+        self.param.watch(lambda *e: self.follow_focus(), ["collection", "revision"])
+        self.follow_focus()
+
+    def follow_focus(self) -> None:
+        """Look up my role on the collection in focus (none: nothing in focus, or it is gone)."""
+        role = library = None
+        if self.collection:
+            try:
+                info = self.wb.collections.get(self.collection)
+                role, library = info.role, getattr(info, "library", "local")
+            except VidragError:
+                pass  # deleted meanwhile, or the service is down: the next refresh moves the focus
+        self.param.update(role=role, library=library)
+
+    @property
+    def may_edit(self) -> bool:
+        """Whether I may add, change or remove videos and details of the collection in focus
+        (with nothing in focus, new videos go to my own default collection)."""
+        return self.role in (None, "owner", "editor")
+
+    @property
+    def may_delete(self) -> bool:
+        """Whether I may delete the collection in focus (its owner only)."""
+        return self.role == "owner"
+
+    @property
+    def may_share(self) -> bool:
+        """Whether the Sharing card applies: a shared collection I own or edit."""
+        return self.library == "shared" and self.role in ("owner", "editor")
 
     def changed(self) -> None:
         """Tell every view the catalog changed (call on the UI side)."""

@@ -44,6 +44,14 @@ class VideosCard(Card):
         self.move_button = button("Move there")
         self.add_to_button = button("Add there too")
         self.transcript_button = button("Transcript", "primary")
+        self._tagging = flex(
+            self.tags_input, pn.Column(pn.Spacer(height=18), self.tags_button), basis="160px"
+        )
+        self._moving = flex(
+            self.target,
+            pn.Column(pn.Spacer(height=18), pn.Row(self.move_button, self.add_to_button)),
+            basis="200px",
+        )
 
         self.search.param.watch(lambda e: self.guard(self.refresh), "value_input")
         self.delete_button.on_click(lambda e: self.guard(self.ask_delete))
@@ -52,6 +60,8 @@ class VideosCard(Card):
         self.add_to_button.on_click(lambda e: self.guard(self.move, keep=True))
         self.transcript_button.on_click(lambda e: self.guard(self.show_transcript))
         state.param.watch(lambda e: self.guard(self.refresh), ["revision", "collection"])
+        state.param.watch(lambda e: self.show_controls(), "role")
+        self.show_controls()
         self.refresh()
 
     def body(self) -> list:
@@ -59,13 +69,15 @@ class VideosCard(Card):
             self.search,
             self.table,
             pn.FlexBox(self.transcript_button, self.delete_button, flex_wrap="wrap"),
-            flex(self.tags_input, pn.Column(pn.Spacer(height=18), self.tags_button), basis="160px"),
-            flex(
-                self.target,
-                pn.Column(pn.Spacer(height=18), pn.Row(self.move_button, self.add_to_button)),
-                basis="200px",
-            ),
+            self._tagging,
+            self._moving,
         ]
+
+    def show_controls(self) -> None:
+        """Only reading (the transcript) on a collection shared with me as a viewer."""
+        editable = self.state.may_edit
+        for control in (self.delete_button, self._tagging, self._moving):
+            control.visible = editable
 
     def refresh(self) -> None:
         """Reload the videos of the collection in focus and the other collections."""
