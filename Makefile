@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install system-deps run test lint bench clean
+.PHONY: install system-deps run test lint bench bench-peers clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -51,6 +51,17 @@ test: install system-deps lint
 
 bench: install system-deps
 	$(BIN)/python -m benchmarks
+
+# vidrag's index beside Chroma, LanceDB and qdrant-client (installed into their own venv,
+# never the project's) at 100k and 1M vectors; long (about half an hour on 2 cores)
+PEERS_VENV := benchmarks/.peers-venv
+$(PEERS_VENV)/.installed:
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q chromadb lancedb qdrant-client numpy pyarrow
+	touch $@
+
+bench-peers: install $(PEERS_VENV)/.installed
+	nice -n 19 $(BIN)/python -m benchmarks.peers
 
 clean:
 	rm -rf $(VENV) node_modules .vidrag
