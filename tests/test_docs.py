@@ -10,6 +10,7 @@ other variables read directly where they are used.
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -108,8 +109,16 @@ def _kernel_defaults() -> dict[str, object]:
 def _code_names() -> dict[str, set[str]]:
     """Every VIDRAG_*/OAUTH_* name spelled as a whole string literal in the code, with its files."""
     found: dict[str, set[str]] = {}
-    for folder in CODE_DIRS:
-        for path in (REPO / folder).rglob("*.py"):
+    # the files git tracks (or would): a local virtualenv or cache below a folder is not our code
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *CODE_DIRS],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    for path in (REPO / p for p in listed if p.endswith(".py")):
+        if path.is_file():
             for name in re.findall(r"""["']((?:VIDRAG|OAUTH)_[A-Z0-9_]*[A-Z0-9])["']""", path.read_text()):
                 found.setdefault(name, set()).add(path.relative_to(REPO).as_posix())
     return found
