@@ -130,3 +130,100 @@ def test_a_viewer_sees_no_add_edit_or_delete_controls_and_a_refusal_is_a_message
     # back on my own collection, everything is there again
     focus(state, manager, "Own notes")
     assert cards[0].save_button.visible and cards[1]._form.visible and cards[2]._moving.visible
+
+
+def click(button) -> None:
+    button.clicks += 1  # what a browser's click sends: runs the on_click handlers
+
+
+def test_the_sharing_card_lists_members_invites_and_manages_links(workbench):
+    ada = workbench("ada")
+    ada.collections.create("Lab", library="shared")
+    ada.service.sharing.share("Lab", user="lee", role="editor")
+    state, manager, _ = manager_and_chat(ada)
+    card = manager.sharing
+    focus(state, manager, "Lab")
+    assert state.may_share and card.__panel__().visible
+    members = {(r["who"], r["kind"], r["role"]) for _, r in card.members.value.iterrows()}
+    assert members == {("ada", "user", "owner"), ("lee", "user", "editor")}
+
+    # invite a user: kim's banner offers it, accepting lists Lab under "Shared with me"
+    card.invite_kind.value, card.invite_name.value = "user", "kim"
+    click(card.invite_button)
+    assert "Invited" in manager.notices.status.object, manager.notices.status.object
+    kim_state, kim_manager, kim_chat = manager_and_chat(workbench("kim"))
+    banner = kim_manager.invites
+    assert banner.box.visible and len(banner.rows) == 1 and "Lab" in banner.rows[0][0].object
+    click(banner.rows[0][1])  # Accept
+    assert not banner.box.visible and "joined" in banner.notices.status.object
+    assert any(label.startswith("Lab") for label in kim_chat.scope.groups["Shared with me"])
+    assert kim_state.role == "viewer" and not kim_manager.sharing.__panel__().visible
+
+    # a group invite, declined by one of its members, shares nothing with them
+    card.invite_kind.value, card.invite_name.value = "group", "cs101"
+    click(card.invite_button)
+    sam_state, sam_manager, _ = manager_and_chat(workbench("sam"))
+    [row] = sam_manager.invites.rows
+    click(row[2])  # Decline
+    assert not sam_manager.invites.box.visible and "Declined" in sam_manager.invites.notices.status.object
+    assert "Lab" not in [c.name for c in sam_state.wb.collections.list()]
+
+    # an e-mail invite's link is shown once, to send; a bad address is refused in words
+    card.invite_kind.value, card.invite_name.value = "email", "guest@example.org"
+    click(card.invite_button)
+    assert "token=" in card.invite_result.object and "guest@example.org" in card.invite_result.object
+    card.invite_kind.value, card.invite_name.value = "email", "not-an-address"
+    click(card.invite_button)
+    assert manager.notices.status.alert_type == "danger"
+    assert "not an e-mail address" in manager.notices.status.object
+
+    # a link for one use, copied, used, then revoked
+    card.link_expiry.value, card.link_uses.value, card.link_note.value = 1, 1, "week 1"
+    click(card.link_button)
+    link = card.new_link.value
+    assert card.new_link.visible and card.copy_button.visible and "/join/" in link
+    [row] = card.links.value.to_dict("records")
+    assert (row["uses"], row["state"], row["note"]) == ("0 of 1", "active", "week 1")
+    workbench("sam").service.sharing.redeem(link)
+    state.changed()  # any change refreshes the card
+    [row] = card.links.value.to_dict("records")
+    assert (row["uses"], row["state"]) == ("1 of 1", "used up")
+    card.links.selection = [0]
+    assert not card.revoke_button.disabled
+    click(card.revoke_button)
+    assert card.links.value.to_dict("records")[0]["state"] == "revoked"
+    assert "revoked" in manager.notices.status.object
+
+    # the editor sees the card too; a personal collection has none
+    lee_state, lee_manager, _ = manager_and_chat(workbench("lee"))
+    focus(lee_state, lee_manager, "Lab")
+    assert lee_manager.sharing.__panel__().visible and len(lee_manager.sharing.links.value) == 1
+    lee_state.wb.collections.create("Private")
+    lee_state.changed()
+    focus(lee_state, lee_manager, "Private")
+    assert not lee_manager.sharing.__panel__().visible
+
+
+def test_the_workbench_shows_pending_invites_above_its_tabs(workbench):
+    from vidrag_dashboards.app import WorkbenchApp
+
+    ada = workbench("ada")
+    ada.collections.create("Seminar", library="shared")
+    ada.service.sharing.invite("Seminar", user="kim")
+    app = WorkbenchApp(workbench("kim"))
+    assert app.manager.invites is None  # one banner per page, above the tabs
+    assert app.invites.box.visible
+    [row] = [r for r in app.invites.rows if "Seminar" in r[0].object]
+    click(row[1])
+    assert any(label.startswith("Seminar") for label in app.chat.scope.groups["Shared with me"])
+    assert app.manager.collections.table.value.set_index("name").loc["Seminar", "list"] == "Shared with me"
+    app.__panel__().get_root()  # renders to a Bokeh model
+
+
+def test_without_the_service_there_is_no_sharing_card_and_no_banner(settings):
+    from vidrag_dashboards.app import WorkbenchApp
+
+    with Workbench(settings, libraries=()) as wb:
+        app = WorkbenchApp(wb)
+        assert wb.service is None and app.invites is None and app.manager.sharing is None
+        assert list(app.chat.scope.groups) == ["Everything", "My collections"]

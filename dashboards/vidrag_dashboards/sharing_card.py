@@ -12,6 +12,8 @@ hash, so the card keeps the full link only until the next one is made.
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import panel as pn
 
@@ -27,7 +29,12 @@ EXPIRY_DAYS = {"1 day": 1, "7 days": 7, "30 days": 30, "90 days": 90}
 
 #: Copies the link field beside the button (Clipboard API; the text stays selectable in the
 #: field for browsers that refuse it, as on plain http away from localhost).
-COPY_JS = "if (navigator.clipboard) { navigator.clipboard.writeText(link.value) }"
+COPY_JS = """
+const value = link.value || ""
+// a path on the hub (no public URL configured) becomes a link on this page's origin
+const url = value.startsWith("/") ? window.location.origin + value : value
+if (navigator.clipboard) { navigator.clipboard.writeText(url) }
+"""
 
 
 def field(obj, name: str, default=None):
@@ -50,9 +57,10 @@ class SharingCard(Card):
     title = "Sharing"
     css_class = "vidrag-sharing"
 
-    def __init__(self, state, notices=None, *, hub_url: str = "", **params) -> None:
+    def __init__(self, state, notices=None, *, hub_url: str | None = None, **params) -> None:
         super().__init__(state, notices, **params)
-        self.hub_url = hub_url
+        # the hub's public address when JupyterHub knows it; else links stay paths on the hub
+        self.hub_url = hub_url if hub_url is not None else os.environ.get("JUPYTERHUB_PUBLIC_URL", "")
         self.heading = pn.pane.HTML("", sizing_mode="stretch_width")
         self.members = table(
             pd.DataFrame(columns=MEMBER_COLUMNS), max_height=220, css_classes=["vidrag-members"]
