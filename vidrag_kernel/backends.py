@@ -102,7 +102,9 @@ class Backend:
                 "(it is a dependency of vidrag: reinstall vidrag)"
             )
         target = self.target
-        if isinstance(target, importlib.metadata.EntryPoint):
+        # an entry point by its shape: once a package imports the ``importlib_metadata``
+        # backport (litellm does), distributions() hands out the backport's EntryPoint class
+        if self.source == ENTRY_POINT and hasattr(target, "load"):
             try:
                 factory = target.load()
             except Exception as exc:  # any failure of third-party code marks only this plugin
