@@ -473,11 +473,9 @@ class IndexWriter:
             return None
         rows = np.sort(np.fromiter(self._staged.values(), dtype=np.int64, count=len(self._staged)))
         ids = np.concatenate(self._staged_ids)[rows]
-        staged = np.memmap(
-            self._stage / "staged.f32", dtype=np.float32, mode="r", shape=(self._n_staged, dim)
-        )
+        path = self._stage / "staged.f32"
         return _Source(
-            ids, rows, self._n_staged, self._stage / "staged.jsonl", lambda r: np.asarray(staged[r])
+            ids, rows, self._n_staged, self._stage / "staged.jsonl", lambda r: _read_rows(path, r, dim)
         )
 
     def _build(self, target: Path, generation: int) -> dict:
@@ -626,6 +624,17 @@ class IndexWriter:
             os.fsync(f.fileno())
         os.replace(tmp, root / MANIFEST)
         _fsync_path(root)
+
+
+def _read_rows(path: Path, rows: np.ndarray, dim: int) -> np.ndarray:
+    """Rows (ascending) of a raw float32 file, read with plain reads: pages of a memory map
+    would count in the writer's resident memory for as long as the map stays open."""
+    first, last = int(rows[0]), int(rows[-1]) + 1
+    block = np.fromfile(path, dtype=np.float32, count=(last - first) * dim, offset=first * dim * 4)
+    block = block.reshape(last - first, dim)
+    if last - first == len(rows):
+        return block
+    return block[rows - first]
 
 
 def _read_texts(path: Path) -> Iterator[str]:
