@@ -87,7 +87,6 @@ def test_picker_and_list_group_my_collections_and_those_shared_with_me(workbench
     assert table.loc["Sample course", "owner"] == "ada" and table.loc["Sample course", "role"] == "viewer"
     assert table.loc["My notes", "list"] == "My collections"
     assert list(table["list"]) == sorted(table["list"])  # mine first, as the groups show them
-    assert manager.collections.table.groupby == ["list"]
 
     # for the owner the course is one of "My collections"
     _, _, ada_chat = manager_and_chat(ada)
@@ -227,3 +226,58 @@ def test_without_the_service_there_is_no_sharing_card_and_no_banner(settings):
         app = WorkbenchApp(wb)
         assert wb.service is None and app.invites is None and app.manager.sharing is None
         assert list(app.chat.scope.groups) == ["Everything", "My collections"]
+
+
+@pytest.mark.browser
+def test_sharing_and_invites_in_a_browser_pass_axe(workbench, browser):
+    """The owner's Sharing card with a link made from the page, and an invitee's banner,
+    served by Panel in this process (the Workbenches reach the in-process service), each
+    with no serious or critical axe-core violation."""
+    import panel as pn
+    from vidrag_dashboards.app import CSS, EXTENSIONS, WorkbenchApp
+
+    from tests.support.browser import Shots, check_accessibility, describe_violations
+    from tests.support.hub import free_port
+
+    ada, kim = workbench("ada"), workbench("kim")
+    ada.collections.create("Studio", library="shared")
+    ada.service.sharing.invite("Studio", user="kim", role="editor")
+    pn.extension(*EXTENSIONS, raw_css=[CSS])
+    port = free_port()
+    server = pn.serve(
+        {"ada": lambda: WorkbenchApp(ada).template(), "kim": lambda: WorkbenchApp(kim).template()},
+        port=port,
+        address="127.0.0.1",
+        show=False,
+        threaded=True,
+        verbose=False,
+    )
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(30_000)
+        shot = Shots(page, "sharing")
+        with shot.on_failure():
+            page.goto(f"http://127.0.0.1:{port}/ada")
+            page.get_by_role("tab", name="Collections").click()
+            page.get_by_label("Collection", exact=True).select_option(label="Studio · shared by you")
+            page.get_by_text("Share links").wait_for()
+            page.get_by_role("button", name="Create link").click()
+            page.get_by_text("shown only this once").wait_for()
+            assert "/join/" in page.get_by_label("New share link").input_value()
+            page.get_by_role("button", name="Copy link").wait_for()
+            shot("link created")
+            print(describe_violations(check_accessibility(page, "the Sharing card")))
+
+            page.goto(f"http://127.0.0.1:{port}/kim")
+            page.get_by_text("Invites waiting for you").wait_for()
+            shot("invite")
+            print(describe_violations(check_accessibility(page, "the invites banner")))
+            page.get_by_role("button", name="Accept").click()
+            page.get_by_text("You joined").wait_for()
+            shot("accepted")
+        assert not errors, errors
+        page.close()
+    finally:
+        server.stop()

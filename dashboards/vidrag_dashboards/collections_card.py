@@ -51,8 +51,8 @@ class CollectionsCard(Card):
             selectable=1,
             max_height=260,
             layout="fit_data_stretch",
-            hidden_columns=["id", "list"],
-            groupby=["list"],
+            # a column, not Tabulator's groupby: its group rows break the grid's ARIA roles
+            hidden_columns=["id"],
             css_classes=["vidrag-collections"],
         )
         self.f_name = pn.widgets.TextInput(label="Name", sizing_mode="stretch_width")

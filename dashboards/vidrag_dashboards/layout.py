@@ -29,9 +29,10 @@ function repair(root) {
     const table = holder && holder.querySelector(":scope > .tabulator-table")
     if (table && table.getAttribute("role") !== "none") { table.setAttribute("role", "none") }
   }
-  for (const col of root.querySelectorAll(".tabulator-col.empty[role=columnheader]")) {
-    col.setAttribute("role", "none")  // Tabulator's empty filler column, not a header
-    col.removeAttribute("aria-sort")
+  for (const col of root.querySelectorAll(".tabulator-col.empty")) {
+    // Tabulator's empty filler column, not a header (it sets aria-sort again on redraws)
+    if (col.getAttribute("role") !== "none") { col.setAttribute("role", "none") }
+    if (col.hasAttribute("aria-sort")) { col.removeAttribute("aria-sort") }
   }
   for (const input of root.querySelectorAll("input[type=search][role=textbox]")) {
     input.removeAttribute("role")  // a search input is already a (search) text box
@@ -54,7 +55,7 @@ function watch(root) {
   }
   new MutationObserver(() => {
     if (!queued) { queued = true; requestAnimationFrame(scan) }
-  }).observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["role"] })
+  }).observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ["role", "aria-sort"] })
   scan()
 }
 """

@@ -25,6 +25,15 @@ MEMBER_COLUMNS = ["who", "kind", "role", "granted by"]
 LINK_COLUMNS = ["role", "uses", "expires", "state", "note", "id"]
 ROLES = {"viewer (read and ask)": "viewer", "editor (also add videos)": "editor"}
 INVITE_KINDS = {"a hub user": "user", "a group": "group", "an e-mail address": "email"}
+USE_LIMITS = {
+    "no limit": 0,
+    "1 use": 1,
+    "5 uses": 5,
+    "10 uses": 10,
+    "30 uses": 30,
+    "100 uses": 100,
+    "500 uses": 500,
+}
 EXPIRY_DAYS = {"1 day": 1, "7 days": 7, "30 days": 30, "90 days": 90}
 
 #: Copies the link field beside the button (Clipboard API; the text stays selectable in the
@@ -84,8 +93,9 @@ class SharingCard(Card):
         self.link_expiry = pn.widgets.Select(
             label="Expires after", options=EXPIRY_DAYS, value=7, sizing_mode="stretch_width"
         )
-        self.link_uses = pn.widgets.IntInput(
-            label="Use limit (0: none)", value=0, start=0, step=1, sizing_mode="stretch_width"
+        # a Select, not an IntInput: Bokeh's spinner buttons have no accessible names
+        self.link_uses = pn.widgets.Select(
+            label="Use limit", options=USE_LIMITS, value=0, sizing_mode="stretch_width"
         )
         self.link_note = pn.widgets.TextInput(
             label="Note (for you)", placeholder="week 1 e-mail", sizing_mode="stretch_width"
