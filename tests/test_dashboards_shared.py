@@ -157,6 +157,19 @@ def test_the_sharing_card_lists_members_invites_and_manages_links(workbench):
     assert not banner.box.visible and "joined" in banner.notices.status.object
     assert any(label.startswith("Lab") for label in kim_chat.scope.groups["Shared with me"])
     assert kim_state.role == "viewer" and not kim_manager.sharing.__panel__().visible
+    state.changed()
+    assert "kim" in list(card.members.value["who"]) and card.remove_button.visible
+
+    # the owner removes a member, after confirming
+    card.members.selection = [list(card.members.value["who"]).index("kim")]
+    click(card.remove_button)
+    assert manager.notices.confirm_row.visible and "kim" in manager.notices.confirm_text.object
+    click(manager.notices.confirm_button)
+    assert "kim" not in list(card.members.value["who"])
+    assert "Lab" not in [c.name for c in kim_state.wb.collections.list()]
+    card.members.selection = [0]  # the owner's own row
+    click(card.remove_button)
+    assert "owner cannot be removed" in manager.notices.status.object
 
     # a group invite, declined by one of its members, shares nothing with them
     card.invite_kind.value, card.invite_name.value = "group", "cs101"
@@ -197,6 +210,7 @@ def test_the_sharing_card_lists_members_invites_and_manages_links(workbench):
     lee_state, lee_manager, _ = manager_and_chat(workbench("lee"))
     focus(lee_state, lee_manager, "Lab")
     assert lee_manager.sharing.__panel__().visible and len(lee_manager.sharing.links.value) == 1
+    assert not lee_manager.sharing.remove_button.visible  # an editor invites, the owner grants
     lee_state.wb.collections.create("Private")
     lee_state.changed()
     focus(lee_state, lee_manager, "Private")

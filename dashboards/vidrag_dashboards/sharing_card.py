@@ -1,7 +1,7 @@
 """The Sharing card: who may use the shared collection in focus, and how to let more in.
 
 Shown only to the owner and editors of a collection on the vidrag service (``wb.service``):
-members and their roles; invite a hub user, a JupyterHub group or an e-mail address; create
+members and their roles (the owner may remove one, after a confirmation); invite a hub user, a JupyterHub group or an e-mail address; create
 a share link with an expiry, an optional use limit and a copy button; each link's use count
 and state, and revoking it. The service decides who may do what (an editor may invite and
 make links, only the owner may grant roles directly); a refusal is shown as its message.
@@ -72,8 +72,9 @@ class SharingCard(Card):
         self.hub_url = hub_url if hub_url is not None else os.environ.get("JUPYTERHUB_PUBLIC_URL", "")
         self.heading = pn.pane.HTML("", sizing_mode="stretch_width")
         self.members = table(
-            pd.DataFrame(columns=MEMBER_COLUMNS), max_height=220, css_classes=["vidrag-members"]
+            pd.DataFrame(columns=MEMBER_COLUMNS), selectable=1, max_height=220, css_classes=["vidrag-members"]
         )
+        self.remove_button = button("Remove selected member", "danger", disabled=True)
 
         self.invite_kind = pn.widgets.Select(
             label="Invite", options=INVITE_KINDS, sizing_mode="stretch_width"
@@ -115,6 +116,8 @@ class SharingCard(Card):
         )
         self.revoke_button = button("Revoke selected link", "danger", disabled=True)
 
+        self.remove_button.on_click(lambda e: self.guard(self.ask_remove))
+        self.members.param.watch(lambda e: setattr(self.remove_button, "disabled", not e.new), "selection")
         self.invite_button.on_click(lambda e: self.guard(self.invite))
         self.link_button.on_click(lambda e: self.guard(self.create_link))
         self.revoke_button.on_click(lambda e: self.guard(self.revoke_selected))
@@ -133,6 +136,7 @@ class SharingCard(Card):
             self.heading,
             pn.pane.HTML("<h3>Members</h3>", margin=(0, 5)),
             self.members,
+            self.remove_button,
             pn.pane.HTML("<h3>Invite</h3>", margin=(0, 5)),
             flex(self.invite_kind, self.invite_name, self.invite_role, basis="160px"),
             self.invite_button,
@@ -179,6 +183,8 @@ class SharingCard(Card):
             ],
             columns=MEMBER_COLUMNS,
         )
+        self.members.selection = []
+        self.remove_button.visible = self.state.role == "owner"  # only the owner changes grants
         self.refresh_links()
 
     def refresh_links(self) -> None:
@@ -198,6 +204,27 @@ class SharingCard(Card):
             )
         self.links.value = pd.DataFrame(rows, columns=LINK_COLUMNS)
         self.links.selection = []
+
+    def ask_remove(self) -> None:
+        """Ask to confirm removing the selected member's grant (not the owner's)."""
+        value = self.members.value
+        if value is None or value.empty or not self.members.selection:
+            self.say("Select a member in the table first.", "warning")
+            return
+        row = value.iloc[self.members.selection[0]]
+        if row["role"] == "owner":
+            self.say("The owner cannot be removed (transfer the ownership first).", "warning")
+            return
+        kind, name = row["kind"], row["who"]
+        self.notices.confirm(
+            f"Remove the {esc(kind)} <strong>{esc(name)}</strong> ({esc(row['role'])}) from this collection?",
+            lambda: self._remove(kind, name),
+        )
+
+    def _remove(self, kind: str, name: str) -> None:
+        self.sharing.revoke(self.state.collection, **{kind: name})
+        self.say(f"Removed {name}.", "success")
+        self.refresh()
 
     def invite(self) -> None:
         """Invite the user, group or e-mail address typed, with the role chosen."""
