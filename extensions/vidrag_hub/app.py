@@ -37,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidrag_kernel.catalog import Collection, CollectionVideo, IngestJob
 from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound, TooLarge, VidragError
@@ -305,6 +306,14 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
             for err in exc.errors()
         )
         return error_response(VidragError(f"Invalid request: {problems}", status=422))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # the framework's own refusals (a body that is not JSON, no such route, a wrong
+        # method) in the same shape as every other error, so clients parse one shape
+        kinds = {400: InvalidInput, 404: NotFound}
+        error = kinds.get(exc.status_code, VidragError)(str(exc.detail), status=exc.status_code)
+        return JSONResponse(error.to_dict(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
