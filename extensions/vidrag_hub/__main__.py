@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,15 +31,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = make_app(settings)
     runner = app.state.service.ingest_workers()
+    starting = None
     if runner is not None:
-        # the cluster starts before the web server, and requeues jobs a previous run left
-        runner.start()
-        app.state.runner = runner
+        # The Dask cluster starts beside the web server, not before it: JupyterHub gives a
+        # managed service only a few seconds to answer. Until the workers are up, ingest
+        # answers 503 (no runner) and everything else works.
+        def start() -> None:
+            try:
+                runner.start()  # also requeues jobs a previous run left unfinished
+            except Exception:
+                logging.getLogger("vidrag_hub").exception("the ingest workers could not start")
+                return
+            app.state.runner = runner
+
+        starting = threading.Thread(target=start, name="vidrag-ingest-start", daemon=True)
+        starting.start()
     try:
         # access_log off: request lines carry query strings, and a token must never reach a log
         uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="info")
     finally:
-        if runner is not None:
+        if starting is not None:
+            starting.join(timeout=60)
             runner.close()
     return 0
 

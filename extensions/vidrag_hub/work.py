@@ -249,7 +249,8 @@ class IngestWorkers:
                     n_workers=self.n_workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    # a free port: several services (or test runs) on one machine never clash
+                    dashboard_address="127.0.0.1:0",
                 )
             self._client = Client(self._cluster)
         else:
