@@ -26,7 +26,7 @@ from . import stages
 from .catalog import CollectionVideo, IngestJob, Video
 from .context import Context
 from .errors import InvalidInput, NotFound, VidragError
-from .progress import ProgressCallback, ProgressEvent, Reporter, silent
+from .progress import ProgressCallback, Reporter, scaled, silent
 from .records import MediaInfo
 
 log = logging.getLogger("vidrag.ingest")
@@ -344,17 +344,21 @@ class JobRun:
             for key, value in fields.items():
                 setattr(job, key, value)
 
+    def _reporter(self, stage: str) -> Reporter:
+        return scaled(self.progress, stage, video_id=self.video_id, title=self.title)
+
     def _event(self, stage: str, fraction: float, message: str = "") -> None:
-        self.progress(ProgressEvent(stage, max(0.0, min(1.0, fraction)), message, self.video_id, self.title))
+        self._reporter(stage)(fraction, message)
 
     @contextmanager
     def stage(self, state: str, timing: str) -> Iterator[Reporter]:
         """Run one stage: job row and progress say ``state``; its time goes in ``timing``."""
         self.update(state=state, progress=0.0, timings=dict(self.timings))
-        self._event(state, 0.0)
+        report = self._reporter(state)
+        report(0.0)
         t0 = time.perf_counter()
         try:
-            yield lambda fraction, message="": self._event(state, fraction, message)
+            yield report
         finally:
             self.timings[timing] = round(time.perf_counter() - t0, 3)
 
