@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -45,8 +45,9 @@ from vidrag_kernel.library import LocalLibrary
 
 from . import quotas, sharing
 from .access import RoleAccess
-from .auth import HubIdentity, HubUser, token_from_header
+from .auth import HubIdentity, HubUser
 from .db import open_database
+from .deps import User
 from .errors import TooManyAttempts, Unavailable
 from .metrics import ServiceMetrics, metrics_reader
 from .settings import ServiceSettings
@@ -248,15 +249,6 @@ def refuse_local(source: str) -> str:
             "The service ingests URLs and uploaded files only; a path on the service's machine is refused"
         )
     raise InvalidInput(f"Not a URL the service can fetch (http or https): {source[:200]!r}")
-
-
-async def caller(request: Request) -> HubUser:
-    """The request's user, from its hub token (a FastAPI dependency of every API route)."""
-    service: Service = request.app.state.service
-    return await service.identity.user(token_from_header(request.headers.get("authorization")))
-
-
-User = Annotated[HubUser, Depends(caller)]
 
 
 def error_response(exc: VidragError) -> JSONResponse:
@@ -766,4 +758,8 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
         first = await run_in_threadpool(runner.status, job_id)
         return EventStream(job_events(lambda: runner.status(job_id), first, request.is_disconnected))
 
+    # ------------------------------------------------------------- included route modules
+    # each module's ``router(service) -> APIRouter`` (one line per module, in this block)
+    # ROUTERS-BEGIN
+    # ROUTERS-END
     return app

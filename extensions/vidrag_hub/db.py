@@ -17,6 +17,16 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "vidrag_service_version"
 
 
+def head() -> str:
+    """The newest revision of the service's migrations (what ``open_database`` brings a database to)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the service's tables to ``revision`` (the kernel's schema must exist first)."""
     from alembic import command
