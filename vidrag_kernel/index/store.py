@@ -243,9 +243,10 @@ class IndexWriter:
         self._base_ids = np.empty(0, dtype=np.int64)
         self._base_sorted = self._base_ids
         self._removed: set[int] = set()
-        # staged rows: id -> row of the staging files (the latest add of that id)
-        self._staged: dict[int, int] = {}
+        # staged rows: the ids of each add, in staging-file order, and the staging rows a
+        # later remove dropped; arrays, not a dict per row (a dict of 1M ints is 100 MB)
         self._staged_ids: list[np.ndarray] = []
+        self._killed: list[np.ndarray] = []
         self._n_staged = 0
         self._stage: Path | None = None
         self._vec_file: Any = None
@@ -364,8 +365,8 @@ class IndexWriter:
         # rows staged so far may have another dimension than those added from now on
         self._close_stage(delete=True)
         self._stage = None
-        self._staged.clear()
         self._staged_ids.clear()
+        self._killed.clear()
         self._n_staged = 0
         self._removed.clear()
         self._segs = []
@@ -400,8 +401,6 @@ class IndexWriter:
         self._vec_file.write(np.ascontiguousarray(vectors).tobytes())
         self._txt_file.writelines(json.dumps(str(t), ensure_ascii=False) + "\n" for t in texts)
         self._staged_ids.append(ids.copy())
-        for row, i in enumerate(ids.tolist(), start=self._n_staged):
-            self._staged[i] = row
         self._n_staged += len(ids)
         self._changed = True
 
@@ -410,9 +409,13 @@ class IndexWriter:
         self._require_lock()
         wanted = np.unique(np.fromiter((int(i) for i in ids), dtype=np.int64))
         in_base = self._in_base(wanted)
+        staged_ids, staged_rows = self._staged_live()
+        hit = np.isin(staged_ids, wanted)
+        if hit.any():
+            self._killed.append(staged_rows[hit])
+        was_staged = np.isin(wanted, staged_ids[hit])
         present = 0
-        for i, based in zip(wanted.tolist(), in_base.tolist(), strict=True):
-            staged = self._staged.pop(i, None) is not None
+        for i, based, staged in zip(wanted.tolist(), in_base.tolist(), was_staged.tolist(), strict=True):
             if staged or (based and i not in self._removed):
                 present += 1
             if based:
@@ -468,11 +471,25 @@ class IndexWriter:
 
         return _Source(seg["ids"][rows], rows, len(seg["ids"]), directory / "texts.jsonl", vectors)
 
-    def _staged_source(self, dim: int) -> _Source | None:
-        if not self._staged:
+    def _staged_live(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, ascending staging rows)`` of the staged rows a commit takes: the latest
+        add of each id, unless a remove came after it."""
+        if not self._n_staged:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty
+        if len(self._staged_ids) > 1:
+            self._staged_ids = [np.concatenate(self._staged_ids)]
+        ids = self._staged_ids[0]
+        # np.unique gives the first index of each value: over the reversed ids, the last add
+        _, last = np.unique(ids[::-1], return_index=True)
+        rows = np.sort(len(ids) - 1 - last)
+        if self._killed:
+            rows = rows[~np.isin(rows, np.concatenate(self._killed))]
+        return ids[rows], rows
+
+    def _staged_source(self, dim: int, ids: np.ndarray, rows: np.ndarray) -> _Source | None:
+        if not len(rows):
             return None
-        rows = np.sort(np.fromiter(self._staged.values(), dtype=np.int64, count=len(self._staged)))
-        ids = np.concatenate(self._staged_ids)[rows]
         path = self._stage / "staged.f32"
         return _Source(
             ids, rows, self._n_staged, self._stage / "staged.jsonl", lambda r: _read_rows(path, r, dim)
@@ -481,7 +498,8 @@ class IndexWriter:
     def _build(self, target: Path, generation: int) -> dict:
         base = self._manifest if self._manifest and self._manifest["size"] and not self._reset else None
         # rows kept from the base keep their dimension (a removal needs no embedder at all)
-        dim = int(base["dim"]) if base and not self._staged else self._index.dim
+        staged_ids, staged_rows = self._staged_live()
+        dim = int(base["dim"]) if base and not len(staged_ids) else self._index.dim
         if base and int(base["dim"]) != dim:
             raise Conflict(
                 f"this index holds {base['dim']}-dimension vectors, not {dim}: "
@@ -491,9 +509,9 @@ class IndexWriter:
         if embedder is None and base is not None:
             embedder = base.get("embedder")
         segs = self._segs if base else []
-        gone = np.fromiter(set(self._staged) | self._removed, dtype=np.int64)
+        gone = np.union1d(staged_ids, np.fromiter(self._removed, dtype=np.int64, count=len(self._removed)))
         deads = [s["dead"] | np.isin(s["ids"], gone) for s in segs]
-        staged = self._staged_source(dim)
+        staged = self._staged_source(dim, staged_ids, staged_rows)
         n_new = 0 if staged is None else len(staged.ids)
         n = sum(int((~d).sum()) for d in deads) + n_new
         kind = self._kind(n)
@@ -605,7 +623,7 @@ class IndexWriter:
                 for start in range(0, len(s.rows), BATCH):
                     yield s.vectors(s.rows[start : start + BATCH])
 
-        _dense.build(target / "faiss.index", kind, dim, batches, base=grow)
+        _dense.build(target / "faiss.index", kind, dim, batches, base=grow, total=len(ids))
         stats = _lexical.build(_read_texts(target / "texts.jsonl"), target / "bm25", stemmer, corpus)
         return {
             "dir": target.name,
