@@ -98,6 +98,7 @@ class World:
     invite_id: str
     video_id: str | None
     job_id: str
+    conversation_id: str  # the caller's own conversation on this collection
 
 
 def make_world(app, caller: str | None, video_id: str | None = None) -> World:
@@ -108,7 +109,7 @@ def make_world(app, caller: str | None, video_id: str | None = None) -> World:
     info = lib.collections.create(f"Course {uuid.uuid4().hex[:8]}")
     if video_id:
         lib.videos.add_to(info.id, video_id)
-    from vidrag_kernel.catalog import Collection, IngestJob
+    from vidrag_kernel.catalog import Collection, Conversation, IngestJob
 
     with service.catalog.session() as s:
         row = s.get(Collection, info.id)
@@ -129,8 +130,10 @@ def make_world(app, caller: str | None, video_id: str | None = None) -> World:
             timings={},
         )
         s.add(job)
+        talk = Conversation(owner=caller if caller in USERS else "alice", title="Q", collection_id=info.id)
+        s.add(talk)
         s.flush()
-        return World(info.id, token, link.id, invite.id, video_id, job.id)
+        return World(info.id, token, link.id, invite.id, video_id, job.id, talk.id)
 
 
 # role each caller holds on a world; None = no role
@@ -267,6 +270,16 @@ MATRIX = {
     ("post", "/services/vidrag/api/jobs/{job_id}/retry"): ("job", 503, False, None),
     ("get", "/services/vidrag/api/jobs/{job_id}/events"): ("job", 503, False, None),
     ("get", "/services/vidrag/metrics"): ("admin", 200, False, None),
+    # each world's conversation is the caller's own: theirs to read while they may read the collection
+    ("get", "/services/vidrag/api/conversations"): ("user", 200, False, None),
+    ("get", "/services/vidrag/api/conversations/{conversation_id}"): ("viewer", 200, False, None),
+    ("patch", "/services/vidrag/api/conversations/{conversation_id}"): (
+        "viewer",
+        200,
+        False,
+        lambda w: {"title": "Renamed"},
+    ),
+    ("delete", "/services/vidrag/api/conversations/{conversation_id}"): ("viewer", 200, False, None),
 }
 CALLERS = [*ROLES, "anonymous", "noscope"]
 
@@ -321,6 +334,7 @@ def test_authorization_matrix(app, client, tokens, video, route):
             link_id=world.link_id,
             video_id=video,
             job_id=world.job_id,
+            conversation_id=world.conversation_id,
         )
         kwargs = {}
         if body == "upload":

@@ -43,7 +43,7 @@ from vidrag_kernel.catalog import Collection, CollectionVideo, IngestJob
 from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound, TooLarge, VidragError
 from vidrag_kernel.library import LocalLibrary
 
-from . import quotas, sharing
+from . import billing_routes, conversations, media, quotas, schedules, sharing, web
 from .access import RoleAccess
 from .auth import HubIdentity, HubUser
 from .db import open_database
@@ -89,10 +89,39 @@ class Service:
         )
 
     def writer(self, user: str) -> LocalLibrary:
-        """The library the ingest runner commits a job through, in the name of the user who
-        queued it. The user's edit right was checked when the job was submitted; the commit
-        is the service's own write, so it runs with the service's authority."""
+        """The library the ingest runner plans a job through, in the name of the user who
+        queued it (their edit right was checked when the job was submitted), with the
+        service's authority. Commits go through ``committer``, which checks again."""
         return self.library(HubUser(user, admin=True))
+
+    def committer(self, user: str) -> LocalLibrary:
+        """The library the ingest runner commits a job through: acting as the user who
+        queued it with their role now (groups and admin flag read from the hub at commit
+        time), so an editor removed while the job waited, directly or by leaving a group,
+        gets nothing committed (the runner fails the job and says why)."""
+        from urllib.parse import quote
+
+        import httpx
+
+        from .errors import HubUnreachable
+
+        url = f"{self.settings.hub_api_url}/users/{quote(user, safe='')}"
+        try:
+            reply = httpx.get(
+                url, headers={"Authorization": f"token {self.settings.hub_api_token}"}, timeout=15
+            )
+        except httpx.HTTPError:
+            raise HubUnreachable(
+                f"JupyterHub did not answer at {self.settings.hub_api_url}, so {user}'s role could not be checked"
+            ) from None
+        if reply.status_code == 404:
+            return self.library(HubUser(user))  # gone from the hub: their own grants at most
+        if reply.status_code != 200:
+            raise HubUnreachable(f"JupyterHub refused to describe user {user!r} (HTTP {reply.status_code})")
+        model = reply.json()
+        return self.library(
+            HubUser(user, admin=bool(model.get("admin")), groups=frozenset(model.get("groups") or ()))
+        )
 
     def ingest_workers(self):
         """The Dask ingest runner the settings ask for, not started (None when ingest is off)."""
@@ -103,6 +132,7 @@ class Service:
         return IngestWorkers(
             self.writer,
             self.kernel_settings,
+            committer=self.committer,
             address=self.settings.dask_address or None,
             n_workers=max(1, self.settings.ingest_workers),
             whisper_threads=max(1, self.kernel_settings.whisper_threads),
@@ -761,5 +791,10 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
     # ------------------------------------------------------------- included route modules
     # each module's ``router(service) -> APIRouter`` (one line per module, in this block)
     # ROUTERS-BEGIN
+    app.include_router(conversations.router(service))
+    app.include_router(schedules.router(service))
+    app.include_router(web.router(service))
+    app.include_router(media.router(service))
+    app.include_router(billing_routes.router(service))
     # ROUTERS-END
     return app

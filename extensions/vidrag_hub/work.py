@@ -172,6 +172,9 @@ class IngestWorkers:
     ``library_factory(user)`` returns a ``LocalLibrary`` acting for that user (the
     service builds it with its role-aware access); jobs are planned and committed
     through it, so a user who may not edit a collection cannot ingest into it.
+    ``committer(user)`` (default: ``library_factory``) is the library a result is
+    committed through; the user's edit right is checked again through it at commit
+    time, so a job queued by someone who lost the right meanwhile commits nothing.
     ``settings`` are the kernel settings the workers use (the shared data root as
     ``home``; ``settings.resolved_database_url`` must be the catalog the libraries use,
     since this object keeps the job rows there). ``address`` None starts a
@@ -192,6 +195,7 @@ class IngestWorkers:
         library_factory: Callable[[str], LocalLibrary],
         settings: Settings,
         *,
+        committer: Callable[[str], LocalLibrary] | None = None,
         address: str | None = None,
         n_workers: int = 1,
         whisper_threads: int = 1,
@@ -199,6 +203,7 @@ class IngestWorkers:
         if whisper_threads < 1:
             raise InvalidInput("whisper_threads must be at least 1 (0 would mean 'all cores' per worker)")
         self._factory = library_factory
+        self._committer = committer or library_factory
         self._settings = settings
         # the workers never open the catalog, and its URL may carry a password
         self.worker_settings = settings.with_(whisper_threads=whisper_threads, database_url=None)
@@ -505,10 +510,12 @@ class IngestWorkers:
                     _mark_failed(s, row, outcome.error or "Its collection was deleted.", outcome.error_kind)
                     return
             with self._collection_locks[collection_id]:
-                library = self._factory(owner)
+                library = self._committing_library(job_id, owner, collection_id)
+                if library is None:
+                    return
                 try:
                     library.commit_prepared(outcome.prepared, collection_id, job_id=job_id)
-                except VidragError as exc:  # e.g. the user may no longer edit the collection
+                except VidragError as exc:
                     with self._catalog.session() as s:
                         _mark_failed(s, s.get(IngestJob, job_id), exc.message, exc.kind)
                 finally:
@@ -527,7 +534,9 @@ class IngestWorkers:
             self._committing.add(job_id)
         try:
             with self._collection_locks[collection_id]:
-                library = self._factory(user)
+                library = self._committing_library(job_id, user, collection_id)
+                if library is None:
+                    return
                 try:
                     library.ingestor.run_one(info, collection_id, captions, silent, job_id)
                 finally:
@@ -535,6 +544,23 @@ class IngestWorkers:
         finally:
             with self._lock:
                 self._committing.discard(job_id)
+
+    def _committing_library(self, job_id: str, user: str, collection_id: str) -> LocalLibrary | None:
+        """The library to commit ``job_id`` through, once ``user`` is seen to still hold
+        edit on the collection now; else the job fails saying why, and None."""
+        try:
+            library = self._committer(user)
+        except VidragError as exc:  # the hub could not be asked: nothing is committed unchecked
+            with self._catalog.session() as s:
+                _mark_failed(s, s.get(IngestJob, job_id), f"Not committed: {exc.message}. Retry the job.", exc.kind)
+            return None
+        refusal = edit_refusal(library, collection_id, user)
+        if refusal is None:
+            return library
+        library.close()
+        with self._catalog.session() as s:
+            _mark_failed(s, s.get(IngestJob, job_id), refusal, "forbidden")
+        return None
 
     def _record_progress(self) -> None:
         """Write the workers' progress events on the job rows, in one thread, so that
@@ -561,6 +587,24 @@ class IngestWorkers:
 def row_source(info: MediaInfo) -> str:
     """What a job row records as its source: the page a person would open."""
     return info.webpage_url or info.url
+
+
+def edit_refusal(library: LocalLibrary, collection_id: str, user: str) -> str | None:
+    """Why ``user`` (the library's caller) may not add to the collection now, or None."""
+    from vidrag_kernel.catalog import Collection
+
+    with library.ctx.catalog.session() as s:
+        row = s.get(Collection, collection_id)
+        if row is None:
+            return "Its collection was deleted."
+        if library.ctx.access.allows(s, row, "edit"):
+            return None
+        role, name = library.ctx.access.role(s, row), row.name
+    held = f"is now a {role} there" if role else "holds no role there any more"
+    return (
+        f"Not committed: {user} queued this ingest but may no longer edit {name!r} ({held}; "
+        "adding videos needs the editor role). Nothing was added to the collection."
+    )
 
 
 def _mark_failed(session, row: IngestJob, message: str, kind: str | None) -> None:
