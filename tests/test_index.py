@@ -558,3 +558,84 @@ def test_the_compressed_index_keeps_8_bit_vectors(tmp_path):
     # a removal rebuilds from the decoded 8-bit vectors
     write(index, [], None, remove=[1])
     assert index.reader().dense(vecs[2], 1)[0][0] == 2 and 1 not in index.reader().ids()
+
+
+def test_staged_rows_count_their_latest_add_until_a_remove(index):
+    write(index, np.arange(5), unit(5))
+    with index.writer() as w:
+        w.add(np.array([60, 61]), unit(2, 1), ["first sixty", "first sixtyone"])
+        w.add(np.array([61, 60]), unit(2, 2), ["second sixtyone", "second sixty"])
+        assert w.remove([60]) == 1 and w.remove([60]) == 0  # both adds of 60 are gone
+        w.add(np.array([62, 62]), unit(2, 3), ["twice once", "twice twice"])
+    reader = index.reader()
+    assert reader.ids().tolist() == [0, 1, 2, 3, 4, 61, 62]
+    assert reader.lexical("second", 5) == reader.lexical("sixtyone", 5)[:1]
+    assert reader.lexical("first", 5) == []
+    found, got = reader.vectors(np.array([61, 62]))
+    assert np.array_equal(got, np.stack([unit(2, 2)[0], unit(2, 3)[1]]))
+
+
+@pytest.mark.parametrize("kind", dense_module.KINDS)
+def test_a_new_faiss_index_is_allocated_once_at_its_final_size(kind):
+    # FAISS grows its vectors and graph with std::vector::resize, which doubles and copies:
+    # at 1M rows the old and new buffers were resident at once. Sized up front, every
+    # batch lands in the first buffer.
+    import faiss
+
+    vecs = unit(3000, 9)
+    index = dense_module._new(kind, DIM)
+    if not index.is_trained:
+        index.train(vecs)
+    dense_module._presize(index, len(vecs))
+    graph = dense_module.is_graph(kind)
+    storage = faiss.downcast_index(index.storage) if graph else index
+
+    def buffers() -> tuple:
+        return (storage.codes.data(), index.hnsw.neighbors.data()) if graph else (storage.codes.data(),)
+
+    before = buffers()
+    for start in range(0, len(vecs), 500):
+        index.add(vecs[start : start + 500])
+    assert buffers() == before and index.ntotal == len(vecs)
+    _, labels = index.search(vecs[:100], 1)
+    assert (labels.ravel() == np.arange(100)).mean() >= 0.97
+
+
+def test_the_writer_sizes_each_segment_it_builds(tmp_path, monkeypatch):
+    sized = []
+    real = dense_module._presize
+
+    def recording(index, total):
+        sized.append((type(index).__name__, total))
+        real(index, total)
+
+    monkeypatch.setattr(dense_module, "_presize", recording)
+    index = CollectionIndex(tmp_path / "index", hnsw_threshold=100)
+    write(index, np.arange(150), unit(150))
+    write(index, np.arange(150, 160), unit(10, 1), remove=[0, 1])
+    assert sized == [("IndexHNSWFlat", 150), ("IndexHNSWFlat", 158)]
+
+
+def test_a_search_uses_the_index_query_threads_and_restores_the_callers(tmp_path, monkeypatch):
+    import faiss
+
+    seen = []
+    real = dense_module.search
+
+    def recording(*args, **kwargs):
+        seen.append(faiss.omp_get_max_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dense_module, "search", recording)
+    root = tmp_path / "index"
+    write(CollectionIndex(root), np.arange(50), unit(50))
+    caller = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(2)
+        for threads in (1, 0, 3):  # the default, FAISS's own (every core), and more
+            hits = CollectionIndex(root, query_threads=threads).reader().dense(unit(50)[7], 1)
+            assert hits[0][0] == 7 and faiss.omp_get_max_threads() == 2
+        assert seen == [1, 2, 3]
+        assert CollectionIndex(root).reader().threads == dense_module.QUERY_THREADS == 1
+    finally:
+        faiss.omp_set_num_threads(caller)

@@ -34,6 +34,7 @@ def index_root(ctx: Context, collection_id: str):
         ctx.layout.index_dir(collection_id),
         hnsw_threshold=ctx.settings.hnsw_threshold,
         compression=ctx.settings.index_compression,
+        query_threads=ctx.settings.index_query_threads,
     )
     manifest = index.manifest()
     if manifest:
@@ -78,6 +79,7 @@ def open_index(
         dim=current["dim"],
         hnsw_threshold=ctx.settings.hnsw_threshold,
         compression=ctx.settings.index_compression,
+        query_threads=ctx.settings.index_query_threads,
         embedder=current,
     )
     if check:

@@ -92,6 +92,8 @@ class Settings:
     hnsw_threshold: int = 50_000
     #: VIDRAG_INDEX_COMPRESSION: vectors of HNSW indexes: ``none`` (float32) or ``sq8`` (8-bit, a quarter of the size).
     index_compression: str = "none"
+    #: VIDRAG_INDEX_QUERY_THREADS: OpenMP threads one index search may use; 0 = every core.
+    index_query_threads: int = 1
 
     # answer
     #: VIDRAG_ANSWERER: answer engine by name (``vidrag backends`` lists them); empty = ``llm`` when

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,37 @@ HNSW_EF_SEARCH = 128
 #: the allowed vectors: a graph walk that may only collect 1% of the nodes it visits
 #: misses many of them, while 32k dot products take a few milliseconds
 EXACT_SUBSET_MAX = 32_768
+#: OpenMP threads one query may use: a multi-user service runs many queries at once, and
+#: a query fanned out over every core waits for the busiest one (0: FAISS's default)
+QUERY_THREADS = 1
 #: rows a scalar quantizer is trained on (it learns each dimension's range)
 SQ_TRAIN_ROWS = 100_000
 KINDS = ("flat", "hnsw", "hnsw-sq8")
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run the FAISS calls inside with at most ``n`` OpenMP threads (0: FAISS's default).
+
+    OpenMP's thread count is a per-thread setting (each Python thread that calls FAISS
+    has its own), so it is set around each search in the searching thread, and restored,
+    rather than once per process: a service answers queries from a thread pool while
+    its writer builds an index, which should keep every core.
+    """
+    if n <= 0:
+        yield
+        return
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    if before == n:
+        yield
+        return
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def hnsw_params() -> dict[str, int]:

@@ -115,6 +115,9 @@ class IndexReader:
     """
 
     generation: int
+    #: OpenMP threads one search may use (``dense.QUERY_THREADS``; 0: FAISS's default, every
+    #: core). ``CollectionIndex.reader()`` sets it from the index's ``query_threads``.
+    threads: int = _dense.QUERY_THREADS
 
     def __init__(self, generation: int = 0, root: Path | None = None, manifest: dict | None = None) -> None:
         self.generation = generation
@@ -187,6 +190,11 @@ class IndexReader:
         if self._n == 0 or k <= 0:
             return []
         wanted = None if allowed is None else np.unique(np.asarray(allowed, dtype=np.int64).ravel())
+        with _dense.threads(self.threads):
+            parts = self._dense_parts(q, k, wanted)
+        return self._merge(parts, k) if parts else []
+
+    def _dense_parts(self, q: np.ndarray, k: int, wanted: np.ndarray | None) -> list:
         parts = []
         for v in self._views:
             seg = v.seg
@@ -208,7 +216,7 @@ class IndexReader:
                         seg.faiss, seg.kind, q, kk, _dense.bitmap(rows, v.n), v.n, len(rows), self._ef_search
                     )
             parts.append((np.asarray(seg.ids[found], dtype=np.int64), scores))
-        return self._merge(parts, k) if parts else []
+        return parts
 
     def lexical(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The ``k`` best chunks for ``query`` by BM25, best first; zero scores are dropped.

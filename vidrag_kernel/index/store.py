@@ -81,7 +81,8 @@ class CollectionIndex:
     float32 vectors or, with ``compression="sq8"``, 8-bit ones. ``dim`` is the dimension
     of the vectors writers add; ``embedder`` describes their model. ``delta_min`` is the
     size from which a commit writes a small delta segment beside the base instead of
-    rewriting the whole index.
+    rewriting the whole index. ``query_threads`` is how many OpenMP threads one search
+    of its readers may use (0: FAISS's default, every core).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class CollectionIndex:
         embedder: dict | None = None,
         compression: str = "none",
         delta_min: int = DELTA_MIN,
+        query_threads: int = _dense.QUERY_THREADS,
     ) -> None:
         if compression not in COMPRESSIONS:
             raise InvalidInput(
@@ -109,6 +111,7 @@ class CollectionIndex:
         #: recorded in the manifests this index's writers commit (engine, model, dim of the
         #: vectors); None keeps what the previous manifest recorded
         self.embedder = embedder
+        self.query_threads = query_threads
 
     def __repr__(self) -> str:
         return f"<CollectionIndex {self.root} generation={self.generation}>"
@@ -137,6 +140,7 @@ class CollectionIndex:
                 reader = _cache.get(key)
                 if reader is not None:
                     _cache.move_to_end(key)
+                    reader.threads = self.query_threads
                     return reader
             try:
                 reader = IndexReader(int(manifest["generation"]), self.root, manifest)
@@ -146,6 +150,7 @@ class CollectionIndex:
                 # generation, and the second deleted it: the manifest now names a newer one
                 if attempt == 2:
                     raise
+        reader.threads = self.query_threads
         with _cache_lock:
             _cache[key] = reader
             while len(_cache) > _CACHE_SIZE:
