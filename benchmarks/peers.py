@@ -121,10 +121,11 @@ def truth_child(work: Path, dataset: str, n: int) -> dict:
 # ---- the systems: build in one process, query in another --------------------------------
 
 
-def _vidrag_index(path: Path, system: str):
+def _vidrag_index(path: Path, system: str, query_threads: int = 1):
     from vidrag_kernel.index import CollectionIndex
 
-    return CollectionIndex(path, compression="sq8" if system == "vidrag-sq8" else "none")
+    compression = "sq8" if system == "vidrag-sq8" else "none"
+    return CollectionIndex(path, compression=compression, query_threads=query_threads)
 
 
 def build_vidrag(path: Path, system: str, dataset: str, n: int) -> dict:
@@ -158,8 +159,8 @@ def commit_vidrag(path: Path, system: str, dataset: str, n: int) -> dict:
     }
 
 
-def query_vidrag(path: Path, system: str, sets: dict[str, np.ndarray]):
-    reader = _vidrag_index(path, system).reader()
+def query_vidrag(path: Path, system: str, sets: dict[str, np.ndarray], threads: int = 1):
+    reader = _vidrag_index(path, system, threads).reader()
     return lambda q: [i for i, _ in reader.dense(q, K)]
 
 
@@ -294,22 +295,34 @@ QUERY = {"vidrag": query_vidrag, "vidrag-sq8": query_vidrag, "chroma": query_chr
 QUERY |= {"lancedb": query_lancedb, "qdrant": query_qdrant}
 
 
-def query_child(path: Path, work: Path, system: str) -> dict:
+def query_child(path: Path, work: Path, system: str, threads: int = 1, concurrency: int = 1) -> dict:
+    """Open the store and time every query; vidrag's with ``threads`` OpenMP threads per
+    search, and with ``concurrency`` callers at once (users of one service)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     names = sorted(p.stem.removeprefix("queries-") for p in work.glob("queries-*.npy"))
     sets = {name: np.load(work / f"queries-{name}.npy") for name in names}
     t0 = time.perf_counter()
-    search = QUERY[system](path, system, sets)
+    extra = {"threads": threads} if system.startswith("vidrag") else {}
+    search = QUERY[system](path, system, sets, **extra)
     res: dict = {"open_s": round(time.perf_counter() - t0, 2)}
+
+    def timed(q: np.ndarray) -> tuple[float, list[int]]:
+        t = time.perf_counter()
+        got = search(q)
+        return time.perf_counter() - t, got
+
     for name, q in sets.items():
         truth = np.load(work / f"truth-{name}.npy")
         for i in range(5):  # warm-up: the first queries page in the stores' files
             search(q[i])
-        times, recall = [], []
-        for i in range(len(q)):
-            t = time.perf_counter()
-            got = search(q[i])
-            times.append(time.perf_counter() - t)
-            recall.append(len(set(got[:K]) & set(truth[i].tolist())) / K)
+        if concurrency > 1:
+            with ThreadPoolExecutor(concurrency) as pool:
+                done = list(pool.map(timed, q))
+        else:
+            done = [timed(x) for x in q]
+        times = [d[0] for d in done]
+        recall = [len(set(got[:K]) & set(t.tolist())) / K for (_, got), t in zip(done, truth, strict=True)]
         res[f"{name}_p50_ms"], res[f"{name}_p95_ms"] = _pct(times)
         res[f"{name}_recall"] = round(float(np.mean(recall)), 4)
     res["query_peak_rss_mib"] = round(peak_rss_mib(), 1)
@@ -354,6 +367,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--child-build", help=argparse.SUPPRESS)
     parser.add_argument("--child-query", help=argparse.SUPPRESS)
     parser.add_argument("--child-commit", help=argparse.SUPPRESS)
+    parser.add_argument("--save-as", default="peers", help="results/<name>.json (saved after every run)")
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--system", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -366,7 +382,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(BUILD[args.system](Path(args.child_build), args.system, args.dataset, args.n)))
         return {}
     if args.child_query:
-        print(json.dumps(query_child(Path(args.child_query), args.work, args.system)))
+        res = query_child(Path(args.child_query), args.work, args.system, args.threads, args.concurrency)
+        print(json.dumps(res))
         return {}
     if args.child_commit:
         print(json.dumps(commit_vidrag(Path(args.child_commit), args.system, args.dataset, args.n)))
@@ -376,6 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
     if peers and not PEERS_PYTHON.exists():
         raise SystemExit(f"{PEERS_PYTHON} is missing: run `make bench-peers` (it installs the peers there)")
     runs = []
+    versions = _versions()
     for n in args.sizes:
         for dataset in args.datasets:
             with tempfile.TemporaryDirectory(dir=os.environ.get("VIDRAG_BENCH_TMP")) as tmp:
@@ -395,20 +413,38 @@ def main(argv: list[str] | None = None) -> dict:
                     )
                     run = {"system": system, "dataset": dataset, "n": n, **built, **queried}
                     if system.startswith("vidrag"):
+                        run["threads"] = _thread_runs(store, work, common)
                         run.update(_run(sys.executable, ["--child-commit", str(store), *common]))
                     run["wall_s"] = round(time.perf_counter() - t0, 1)
                     run["build_s"] = round(run["build_s"], 1)
                     run["peak_build_rss_mib"] = round(run["peak_build_rss_mib"], 1)
                     runs.append(run)
                     print(json.dumps(run), flush=True)
+                    # saved after every run: a run cut short still keeps what it measured
+                    save(args.save_as, {"versions": versions, "queries": QUERIES, "k": K, "runs": runs})
                     shutil.rmtree(store, ignore_errors=True)
-    versions = _versions()
     for n in args.sizes:
         for dataset in args.datasets:
             _print(n, dataset, [r for r in runs if r["n"] == n and r["dataset"] == dataset], versions)
     result = {"versions": versions, "queries": QUERIES, "k": K, "runs": runs}
-    save("peers", result)
+    save(args.save_as, result)
     return result
+
+
+#: OpenMP threads per search and concurrent callers, beside the main run's 1 and 1
+THREAD_RUNS = [(0, 1), (1, 4), (0, 4)]
+
+
+def _thread_runs(store: Path, work: Path, common: list[str]) -> dict:
+    """p50/p95 of vidrag's queries with FAISS's own thread count (0: every core) against one
+    thread per search, one caller and four callers at once."""
+    out = {}
+    for threads, concurrency in THREAD_RUNS:
+        args = ["--child-query", str(store), "--work", str(work), *common]
+        args += ["--threads", str(threads), "--concurrency", str(concurrency)]
+        res = _run(sys.executable, args)
+        out[f"omp{threads}_c{concurrency}"] = {k: v for k, v in res.items() if k.endswith("_ms")}
+    return out
 
 
 def _print(n: int, dataset: str, runs: list[dict], versions: dict) -> None:
@@ -447,6 +483,18 @@ def _print(n: int, dataset: str, runs: list[dict], versions: dict) -> None:
         table(f"ratios vidrag / peer at {n:,} {dataset} (below 1: vidrag uses less)", ratio_rows)
     for v in ours:
         print(f"{LABELS[v['system']]}: one-video commit (100 chunks) {v['commit_100_s']} s")
+    thread_rows = []
+    for v in ours:
+        variants = {"omp1_c1": {k: v[k] for k in v if k.endswith("_ms")}, **v.get("threads", {})}
+        for name, figures in variants.items():
+            row = {"system": LABELS[v["system"]], "threads/search": name[3], "callers": name.split("_c")[1]}
+            row |= {f"{s}_{q}": figures.get(f"{s}_{q}_ms") for s in sets for q in ("p50", "p95")}
+            thread_rows.append(row)
+    if thread_rows:
+        table(
+            f"vidrag query threads at {n:,} {dataset} (threads/search 0: FAISS's default, every core)",
+            thread_rows,
+        )
     print("MB = MiB; recall@10 against exact inner-product search over the same vectors (FAISS flat)")
 
 
