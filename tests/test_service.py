@@ -270,6 +270,22 @@ MATRIX = {
     ("post", "/services/vidrag/api/jobs/{job_id}/retry"): ("job", 503, False, None),
     ("get", "/services/vidrag/api/jobs/{job_id}/events"): ("job", 503, False, None),
     ("get", "/services/vidrag/metrics"): ("admin", 200, False, None),
+    ("get", "/services/vidrag/api/usage"): ("user", 200, False, None),
+    ("get", "/services/vidrag/api/usage/history"): ("user", 200, False, None),
+    ("get", "/services/vidrag/api/admin/usage"): ("admin", 200, False, None),
+    ("put", "/services/vidrag/api/admin/plans/{name}"): (
+        "admin",
+        200,
+        False,
+        lambda w: {"plan": "free", "note": "authorization matrix"},
+    ),
+    # class insights: aggregates of every member's questions, for owners and editors only
+    ("get", "/services/vidrag/api/collections/{collection_id}/insights"): ("editor", 200, False, None),
+    # billing is off in this app (no STRIPE_API_KEY): a caller who gets past auth hears so;
+    # the webhook has no hub auth (its Stripe-Signature is the auth), so everyone does
+    ("post", "/services/vidrag/api/billing/checkout"): ("user", 409, False, lambda w: {}),
+    ("post", "/services/vidrag/api/billing/portal"): ("user", 409, False, lambda w: {}),
+    ("post", "/services/vidrag/stripe/webhook"): ("public", 409, False, lambda w: {}),
     # each world's conversation is the caller's own: theirs to read while they may read the collection
     ("get", "/services/vidrag/api/conversations"): ("user", 200, False, None),
     ("get", "/services/vidrag/api/conversations/{conversation_id}"): ("viewer", 200, False, None),
