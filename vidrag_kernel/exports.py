@@ -1,4 +1,5 @@
-"""Exports: transcripts (TXT, JSON, SRT, WebVTT) and conversations (Markdown, notebook).
+"""Exports: transcripts (TXT, JSON, SRT, WebVTT), conversations (Markdown, notebook) and a
+collection's catalog (CSV, Parquet).
 
 Transcripts are rendered by ``vidrag_kernel.transcripts`` (the one implementation);
 this module adds conversations. The notebook export replays a conversation: for each
@@ -18,14 +19,24 @@ from .transcripts import FORMATS as TRANSCRIPT_FORMATS
 from .transcripts import render as render_transcript
 
 CONVERSATION_FORMATS = ("markdown", "md", "ipynb")
+CATALOG_FORMATS = ("csv", "parquet")
+#: the catalog export's columns, in order (one row per video of the collection)
+CATALOG_COLUMNS = (
+    "collection", "video_id", "title", "url", "uploader", "upload_date", "duration_s",
+    "transcript_source", "chunks", "tags", "status", "added_at",
+)  # fmt: skip
 
 __all__ = [
+    "CATALOG_COLUMNS",
+    "CATALOG_FORMATS",
     "CONVERSATION_FORMATS",
     "TRANSCRIPT_FORMATS",
+    "catalog_rows",
     "conversation_markdown",
     "conversation_notebook",
     "export_conversation",
     "render_transcript",
+    "write_catalog",
 ]
 
 
@@ -235,3 +246,59 @@ def conversation_notebook(
     )
     nbformat.validate(nb)
     return nbformat.writes(nb)
+
+
+def catalog_rows(videos, collection: str = "") -> list[dict]:
+    """One plain row per video (``VideoInfo`` objects, e.g. ``wb.videos.list(name)``),
+    with the columns of ``CATALOG_COLUMNS``; tags joined with commas."""
+    return [
+        {
+            "collection": collection,
+            "video_id": v.id,
+            "title": v.title,
+            "url": v.webpage_url or v.url,
+            "uploader": v.uploader,
+            "upload_date": v.upload_date,
+            "duration_s": None if v.duration is None else round(float(v.duration), 3),
+            "transcript_source": v.transcript_source,
+            "chunks": int(v.chunk_count or 0),
+            "tags": ",".join(v.tags or []),
+            "status": v.status,
+            "added_at": v.created_at.isoformat() if v.created_at else None,
+        }
+        for v in videos
+    ]
+
+
+def write_catalog(rows: list[dict], path, fmt: str | None = None) -> str:
+    """Write catalog rows to ``path`` as CSV or Parquet (by ``fmt`` or the file's suffix);
+    returns the path. Parquet needs pyarrow (``vidrag[hub]``)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in CATALOG_FORMATS:
+        raise InvalidInput(f"Unknown catalog format {fmt!r}; choose csv or parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(CATALOG_COLUMNS))
+            writer.writeheader()
+            writer.writerows(rows)
+        return str(path)
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        from .errors import MissingDependency
+
+        raise MissingDependency.for_extra("Parquet exports", "hub", "pyarrow") from None
+    schema = pa.schema(
+        [
+            (c, pa.float64() if c == "duration_s" else pa.int64() if c == "chunks" else pa.string())
+            for c in CATALOG_COLUMNS
+        ]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return str(path)

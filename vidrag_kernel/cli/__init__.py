@@ -18,7 +18,7 @@ EXIT_CODES = {400: 2, 403: 3, 404: 4, 409: 5, 413: 2, 429: 6, 501: 7, 502: 8, 50
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import answers, library, maintenance, sharing
+    from . import answers, batch, library, maintenance, schedules, sharing
 
     parser = argparse.ArgumentParser(
         prog="vidrag",
@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     answers.register(sub)
     maintenance.register(sub)
     sharing.register(sub)
+    batch.register(sub)
+    schedules.register(sub)
     return parser
 
 

@@ -1,0 +1,243 @@
+"""Batch ingest (``vidrag_kernel.batch``): serial against a LocalCluster, a killed worker,
+reruns, and ``vidrag batch run``. Real espeak-ng lectures, whisper, MiniLM, FAISS, Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from tests.support.cli import vidrag
+from tests.support.settings import make_settings
+from tests.support.speech import encode, speak
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+# three short lectures far apart in topic, each long enough that a worker can be killed
+# while it transcribes one
+TOPICS = [
+    [
+        "Today we study volcanoes.",
+        "Magma rises from the mantle through cracks in the crust.",
+        "When the pressure is too high the volcano erupts and lava flows down its sides.",
+        "Ash clouds can travel thousands of kilometres and ground aeroplanes.",
+        "Volcanic soil is very fertile, which is why farmers live near volcanoes.",
+    ],
+    [
+        "Today we study the violin.",
+        "A violin has four strings tuned in fifths.",
+        "The player draws a bow of horse hair across the strings to make them vibrate.",
+        "The hollow wooden body makes the sound louder and gives it warmth.",
+        "Famous violins were made by Stradivari in the seventeenth century.",
+    ],
+    [
+        "Today we study compound interest.",
+        "Interest is paid on the money you saved and on the interest it already earned.",
+        "Over many years the balance grows faster and faster, like a snowball.",
+        "The rule of seventy two says how many years it takes for money to double.",
+        "Banks publish the annual percentage rate so that offers can be compared.",
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def lectures(tmp_path_factory) -> Path:
+    """A folder of three generated lectures (m4a), about 25 seconds each."""
+    folder = tmp_path_factory.mktemp("lectures")
+    work = tmp_path_factory.mktemp("speech-work")
+    for i, sentences in enumerate(TOPICS):
+        spoken = speak(sentences, work / f"lecture{i}.wav")
+        encode(spoken.wav, folder / f"lecture{i}.m4a")
+    return folder
+
+
+def _settings(home: Path):
+    # one whisper thread everywhere: the serial run and the workers decode alike
+    return make_settings(home, whisper_threads=1)
+
+
+def _contents(wb, collection: str) -> dict:
+    """What a collection holds, with nothing that differs between two homes (ids of
+    videos are random, but chunk ids are derived from them: compare by source key)."""
+    from vidrag_kernel.catalog import Chunk, Segment, Video
+    from vidrag_kernel.indexing import open_index
+
+    cid = wb.collections.get(collection).id
+    out = {}
+    reader = open_index(wb.ctx, cid).reader()
+    with wb.ctx.catalog.session() as s:
+        for v in wb.videos.list(cid):
+            row = s.get(Video, v.id)
+            chunks = s.scalars(select(Chunk).where(Chunk.video_id == v.id).order_by(Chunk.index)).all()
+            segments = s.scalars(
+                select(Segment).where(Segment.video_id == v.id).order_by(Segment.start)
+            ).all()
+            ids, vectors = reader.vectors(np.array([c.vector_id for c in chunks], dtype=np.int64))
+            assert sorted(ids.tolist()) == sorted(c.vector_id for c in chunks)
+            by_id = dict(zip(ids.tolist(), vectors, strict=True))
+            out[row.source_key] = {
+                "title": row.title,
+                "status": row.status,
+                "duration": round(row.duration or 0, 2),
+                "transcript_source": row.transcript_source,
+                "segments": [(round(g.start, 2), round(g.end, 2), g.text) for g in segments],
+                "chunks": [(c.index, round(c.start, 2), round(c.end, 2), c.text) for c in chunks],
+                "vectors": np.array([by_id[c.vector_id] for c in chunks]),
+            }
+        out["_index_size"] = len(reader)
+    return out
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if key == "_index_size":
+            assert a[key] == b[key]
+            continue
+        va, vb = dict(a[key]), dict(b[key])
+        np.testing.assert_allclose(va.pop("vectors"), vb.pop("vectors"), atol=1e-5)
+        # the same words in the same passages; tiny.en's timestamps vary by a few
+        # hundredths of a second from run to run, in one process as in two
+        for part in ("segments", "chunks"):
+            pa, pb = va.pop(part), vb.pop(part)
+            assert [p[-1] for p in pa] == [p[-1] for p in pb], (key, part)
+            times_a = np.array([p[-3:-1] for p in pa], dtype=float)
+            times_b = np.array([p[-3:-1] for p in pb], dtype=float)
+            np.testing.assert_allclose(times_a, times_b, atol=0.1)
+        assert va == vb, key
+
+
+def test_a_local_cluster_of_two_workers_gives_what_a_serial_run_gives(tmp_path, lectures):
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.batch import run_batch
+
+    events = []
+    with Workbench(_settings(tmp_path / "serial"), libraries=()) as serial:
+        s1 = run_batch(serial, "Batch", [str(lectures)], progress=events.append)
+        serial_contents = _contents(serial, "Batch")
+    assert len(s1.added) == 3 and not s1.failed, s1.to_dict()
+    assert {"transcribing", "embedding", "indexing", "done"} <= {e.stage for e in events}
+    with Workbench(_settings(tmp_path / "dask"), libraries=()) as fanned:
+        s2 = run_batch(fanned, "Batch", [str(lectures)], dask_address="local:2")
+        assert s2.stats["mode"] == "local" and s2.stats["workers"] == 2
+        assert sum(s2.stats["tasks_per_worker"].values()) == 3
+        _same(serial_contents, _contents(fanned, "Batch"))
+        # the summary says what each video took, stage by stage
+        for added in s2.to_dict()["added"]:
+            assert added["transcript_source"] == "asr" and added["chunks"] > 0
+            assert {"fetch", "transcribe", "chunk", "embed", "index"} <= set(added["seconds"])
+        # a rerun adds nothing: every video is already in the collection
+        again = run_batch(fanned, "Batch", [str(lectures)], dask_address="local:2")
+        assert again.added == [] and again.failed == []
+        assert [s["reason"] for s in again.skipped] == ["already in the collection"] * 3
+        assert json.loads(json.dumps(again.to_dict()))["stopped"] is None
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, lectures):
+    import dask
+    from distributed import Client, LocalCluster
+
+    from vidrag_kernel import Workbench, fanout
+    from vidrag_kernel.batch import run_batch
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
+        )
+    killer = Client(cluster)
+    first_transcription = threading.Event()
+    victim: dict = {}
+
+    def watch(event) -> None:
+        if event.stage == "transcribing" and not first_transcription.is_set():
+            victim["worker"] = event.message  # the worker address the task reported
+            first_transcription.set()
+
+    def kill() -> None:
+        if first_transcription.wait(120):
+            pid = killer.run(os.getpid, workers=[victim["worker"]])[victim["worker"]]
+            victim["pid"] = pid
+            os.kill(pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    try:
+        with Workbench(_settings(tmp_path / "home"), libraries=()) as wb:
+            summary = run_batch(
+                wb, "Killed", [str(lectures)], dask_address=cluster.scheduler_address, progress=watch
+            )
+            thread.join(10)
+            assert "pid" in victim, "no worker was killed"
+            assert len(summary.added) == 3 and not summary.failed, summary.to_dict()
+            # the killed worker's video was prepared again, by a process that lived
+            events = [msg for _t, msg in killer.get_events(fanout.TOPIC)]
+            by_key: dict = {}
+            for msg in events:
+                by_key.setdefault(msg["key"], set()).add(msg["pid"])
+            assert any(victim["pid"] in pids and len(pids) > 1 for pids in by_key.values()), by_key
+            # and the collection is whole: every video ready, every chunk in the index
+            contents = _contents(wb, "Killed")
+            assert contents.pop("_index_size") == sum(len(v["chunks"]) for v in contents.values())
+            assert {v["status"] for v in contents.values()} == {"ready"}
+    finally:
+        killer.close()
+        cluster.close()
+
+
+def test_bad_sources_fail_alone_and_the_rest_is_ingested(tmp_path, lectures, media_server):
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.batch import run_batch
+
+    with Workbench(_settings(tmp_path / "home"), libraries=()) as wb:
+        one = str(lectures / "lecture0.m4a")
+        summary = run_batch(
+            wb,
+            "Mixed",
+            [
+                one,
+                one,
+                str(tmp_path / "missing.mp4"),
+                media_server.url("corrupt.m4a"),
+                media_server.url("lecture.html"),
+            ],
+            captions="only",
+        )
+        d = summary.to_dict()
+    # captions mode "only": the lecture file has no captions, the page has them
+    assert [a["transcript_source"] for a in d["added"]] == ["captions"]
+    assert {s["reason"] for s in d["skipped"]} == {"listed more than once in this batch"}
+    stages = {f["source"].rsplit("/", 1)[-1]: f["stage"] for f in d["failed"]}
+    assert stages["missing.mp4"] == "plan"
+    assert stages["lecture0.m4a"] == "fetch"  # no captions published for a local file
+    assert all(f["reason"] for f in d["failed"])
+
+
+def test_vidrag_batch_run_executes_a_notebook_with_json_parameters(tmp_path, lectures):
+    home = tmp_path / "home"
+    summary = tmp_path / "summary.json"
+    out = tmp_path / "out.ipynb"
+    r = vidrag(
+        home,
+        "batch", "run", str(NOTEBOOKS / "01_batch_ingest.ipynb"),
+        "-p", "collection", "From the terminal",
+        "-p", "sources", json.dumps([str(lectures / "lecture1.m4a")]),
+        "-p", "summary_path", str(summary),
+        "--output", str(out),
+        env={"VIDRAG_FETCH_ALLOW_HOSTS": "127.0.0.1", "VIDRAG_WHISPER_THREADS": "1"},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(summary.read_text())
+    assert data["collection"] == "From the terminal"
+    assert [a["title"] for a in data["added"]] == ["lecture1"]
+    assert out.is_file() and "added" in r.stdout
+    # a notebook that is not there: one clear line, no traceback
+    r = vidrag(home, "batch", "run", str(tmp_path / "nope.ipynb"))
+    assert r.returncode == 4 and "Traceback" not in r.stderr and "nope.ipynb" in r.stderr

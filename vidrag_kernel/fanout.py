@@ -1,0 +1,177 @@
+"""Dask pieces for running ingest stages on workers: the models plugin, the task, the cluster.
+
+Imported only when a batch fans out (``vidrag_kernel.batch`` with a ``dask_address``),
+so ``import vidrag_kernel`` never needs distributed (it comes with ``vidrag[hub]``).
+
+    cluster_client("local:2")  ──► LocalCluster of 2 processes, one thread each
+    cluster_client("tcp://…")  ──► an existing scheduler
+    cluster_client("gateway")  ──► a new dask-gateway cluster (configured by dask config)
+
+Workers get everything a task needs as arguments and never open the catalog; they send
+their stage changes back as Dask events on ``TOPIC``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dask
+from distributed import Client, WorkerPlugin, get_worker
+
+from .errors import InvalidInput, MissingDependency, VidragError
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .records import MediaInfo
+    from .stages import Prepared
+
+log = logging.getLogger("vidrag.fanout")
+
+#: the Dask event topic batch tasks report their stages on
+TOPIC = "vidrag-batch"
+#: worker deaths a task survives before it is reported failed: a lecture that kills its
+#: worker again and again (out of memory, a decoder crash) must not take every worker down
+ALLOWED_FAILURES = 2
+
+
+class WarmModels(WorkerPlugin):
+    """Loads the transcriber and embedder once per worker process when it starts (both
+    cache their models per process, so every later task on that worker reuses them)."""
+
+    name = "vidrag-batch-warm-models"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _warm(self) -> None:
+        from .embed import get_embedder
+        from .transcribe import get_transcriber
+
+        get_transcriber(self.settings)
+        get_embedder(self.settings)
+
+    async def setup(self, worker) -> None:
+        # in a thread: loading takes seconds and the worker must keep answering heartbeats
+        try:
+            await asyncio.to_thread(self._warm)
+        except VidragError as exc:  # a missing model fails the first task, with its message
+            log.warning("could not warm the models on %s: %s", worker.address, exc)
+
+
+@dataclass
+class TaskOutcome:
+    """What a worker hands back: the prepared video, or the stage that failed and why."""
+
+    prepared: Prepared | None = None
+    stage: str | None = None
+    error: str | None = None
+    worker: str | None = None
+    pid: int | None = None
+
+
+def prepare_task(key: str, info: MediaInfo, media_dir: str, settings: Settings, captions: str) -> TaskOutcome:
+    """On a worker: ``stages.prepare`` for one video. A stage's failure comes back as a
+    ``TaskOutcome`` (not an exception), so Dask retries only what it should: a dead worker."""
+    from . import stages
+
+    worker = get_worker()
+    current = {"stage": "fetching"}
+
+    def on_stage(state: str) -> None:
+        current["stage"] = state
+        worker.log_event(TOPIC, {"key": key, "stage": state, "worker": worker.address, "pid": os.getpid()})
+
+    try:
+        prepared = stages.prepare(info, Path(media_dir), settings, captions, on_stage=on_stage)
+        return TaskOutcome(prepared=prepared, worker=worker.address, pid=os.getpid())
+    except VidragError as exc:
+        return TaskOutcome(stage=current["stage"], error=exc.message, worker=worker.address)
+    except Exception as exc:  # an engine's own error: keep its type for whoever debugs it
+        return TaskOutcome(
+            stage=current["stage"], error=f"{type(exc).__name__}: {exc}", worker=worker.address
+        )
+
+
+def worker_settings(settings: Settings, n_workers: int) -> Settings:
+    """The settings tasks run with: an explicit whisper ``cpu_threads`` (the nanny sets
+    ``OMP_NUM_THREADS=1`` and faster-whisper's default differs by version), the cores
+    shared out between the workers when the setting says "all" (0); no catalog URL,
+    since workers never open it and it may carry a password."""
+    threads = settings.whisper_threads or max(1, (os.cpu_count() or 1) // max(1, n_workers))
+    return settings.with_(whisper_threads=threads, database_url=None)
+
+
+def parse_address(address: str) -> tuple[str, Any]:
+    """("local", n_workers) | ("scheduler", address) | ("gateway", options) for an address
+    setting, or ``InvalidInput`` naming the accepted forms."""
+    address = (address or "").strip()
+    if address.startswith("local:"):
+        try:
+            n = int(address.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise InvalidInput(f"dask_address {address!r}: 'local:N' needs a worker count of 1 or more")
+        return "local", n
+    if address.startswith(("tcp://", "tls://", "inproc://")):
+        return "scheduler", address
+    if address == "gateway" or address.startswith(("gateway://", "gateway+")):
+        return "gateway", address
+    raise InvalidInput(
+        f"dask_address {address!r} is not one of: '' (serial), 'local:N', 'tcp://host:port', 'gateway'"
+    )
+
+
+class Cluster:
+    """A Dask client for a batch, and the cluster it started (closed with it)."""
+
+    def __init__(self, address: str) -> None:
+        kind, value = parse_address(address)
+        self.kind = kind
+        self.cluster = None
+        if kind == "local":
+            from distributed import LocalCluster
+
+            # the scheduler of a LocalCluster runs in this process and reads this at start
+            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+                self.cluster = LocalCluster(
+                    n_workers=value,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address="127.0.0.1:0",  # a free port: batches never clash
+                )
+            self.client = Client(self.cluster)
+            self.n_workers = value
+        elif kind == "scheduler":
+            self.client = Client(value)
+            self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+        else:
+            try:
+                from dask_gateway import Gateway
+            except ImportError:
+                raise MissingDependency(
+                    "dask_address 'gateway' needs dask-gateway, which is not installed. "
+                    "Install it with: pip install dask-gateway"
+                ) from None
+            # address, auth (jupyterhub) and cluster options come from dask's config
+            # (gateway.address, gateway.auth.type): see hub_config/README.md
+            self.cluster = Gateway().new_cluster()
+            workers = int(os.environ.get("VIDRAG_GATEWAY_WORKERS", "2"))
+            self.cluster.scale(workers)
+            self.client = self.cluster.get_client()
+            self.n_workers = workers
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                if self.kind == "gateway":
+                    self.cluster.shutdown()
+                else:
+                    self.cluster.close()
