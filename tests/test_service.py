@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from vidrag_hub.app import make_app
 from vidrag_hub.auth import HubUser
 
+from tests.support.schedules import seed_schedule
 from tests.support.service import ServiceHub
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
@@ -85,6 +86,10 @@ def video(app, media_server):
     course = lib.collections.create(f"Lecture source {uuid.uuid4().hex[:6]}")
     results = lib.ingest(media_server.url("lecture.html"), course.id, captions="only")
     assert results[0].status == "done", results[0].error
+    # the media route serves the file an ASR ingest keeps (a captions-only one downloads none)
+    folder = lib.ctx.layout.media_dir(results[0].video_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "audio.m4a").write_bytes((media_server.root / "lecture.m4a").read_bytes())
     return results[0].video_id
 
 
@@ -99,6 +104,8 @@ class World:
     video_id: str | None
     job_id: str
     conversation_id: str  # the caller's own conversation on this collection
+    schedule_id: str = ""  # a paused schedule of bob's with one finished run
+    run_id: str = ""
 
 
 def make_world(app, caller: str | None, video_id: str | None = None) -> World:
@@ -133,7 +140,9 @@ def make_world(app, caller: str | None, video_id: str | None = None) -> World:
         talk = Conversation(owner=caller if caller in USERS else "alice", title="Q", collection_id=info.id)
         s.add(talk)
         s.flush()
-        return World(info.id, token, link.id, invite.id, video_id, job.id, talk.id)
+        world = World(info.id, token, link.id, invite.id, video_id, job.id, talk.id)
+    world.schedule_id, world.run_id = seed_schedule(service, info.id, "bob")
+    return world
 
 
 # role each caller holds on a world; None = no role
@@ -231,6 +240,12 @@ MATRIX = {
         True,
         None,
     ),
+    ("get", "/services/vidrag/api/collections/{collection_id}/videos/{video_id}/media"): (
+        "viewer",
+        200,
+        True,
+        None,
+    ),
     ("get", "/services/vidrag/api/collections/{collection_id}/videos/{video_id}/transcript"): (
         "viewer",
         200,
@@ -270,6 +285,36 @@ MATRIX = {
     ("post", "/services/vidrag/api/jobs/{job_id}/retry"): ("job", 503, False, None),
     ("get", "/services/vidrag/api/jobs/{job_id}/events"): ("job", 503, False, None),
     ("get", "/services/vidrag/metrics"): ("admin", 200, False, None),
+    # scheduled batch ingests (vidrag_hub.schedules); no scheduler runs here: run-now is 503
+    ("get", "/services/vidrag/api/collections/{collection_id}/schedules"): ("editor", 200, False, None),
+    ("post", "/services/vidrag/api/collections/{collection_id}/schedules"): (
+        "editor",
+        201,
+        False,
+        lambda w: {
+            "sources": ["https://example.edu/feed.xml"],
+            "cron": "0 3 * * *",
+            "timezone": "Europe/Berlin",
+        },
+    ),
+    ("get", "/services/vidrag/api/schedules"): ("user", 200, False, None),
+    ("get", "/services/vidrag/api/schedules/{schedule_id}"): ("editor", 200, False, None),
+    ("patch", "/services/vidrag/api/schedules/{schedule_id}"): (
+        "editor",
+        200,
+        False,
+        lambda w: {"paused": True},
+    ),
+    ("delete", "/services/vidrag/api/schedules/{schedule_id}"): ("editor", 200, False, None),
+    ("post", "/services/vidrag/api/schedules/{schedule_id}/run"): ("editor", 503, False, None),
+    ("get", "/services/vidrag/api/schedules/{schedule_id}/runs"): ("editor", 200, False, None),
+    ("get", "/services/vidrag/api/schedules/{schedule_id}/runs/{run_id}"): ("editor", 200, False, None),
+    ("get", "/services/vidrag/api/schedules/{schedule_id}/runs/{run_id}/notebook"): (
+        "editor",
+        200,
+        False,
+        None,
+    ),
     ("get", "/services/vidrag/api/usage"): ("user", 200, False, None),
     ("get", "/services/vidrag/api/usage/history"): ("user", 200, False, None),
     ("get", "/services/vidrag/api/admin/usage"): ("admin", 200, False, None),
@@ -351,6 +396,8 @@ def test_authorization_matrix(app, client, tokens, video, route):
             video_id=video,
             job_id=world.job_id,
             conversation_id=world.conversation_id,
+            schedule_id=world.schedule_id,
+            run_id=world.run_id,
         )
         kwargs = {}
         if body == "upload":

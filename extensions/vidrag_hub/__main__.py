@@ -12,7 +12,13 @@ import threading
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Read the settings from the environment and serve until stopped."""
+    """Read the settings from the environment and serve until stopped
+    (``vidrag-hub billing ...``: the billing commands, ``vidrag_hub.billing_cli``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["billing"]:
+        from .billing_cli import main as billing_main
+
+        return billing_main(args[1:])
     import uvicorn
 
     from vidrag_kernel.errors import VidragError
@@ -46,10 +52,28 @@ def main(argv: list[str] | None = None) -> int:
 
         starting = threading.Thread(target=start, name="vidrag-ingest-start", daemon=True)
         starting.start()
+    # scheduled batch ingests, rebuilt from the database (vidrag_hub.scheduler)
+    from .scheduler import Scheduler
+
+    scheduler = Scheduler(app.state.service)
+
+    def schedule() -> None:
+        # in the background too (it opens the database); until it runs, run-now answers 503
+        try:
+            scheduler.start()
+        except Exception:
+            logging.getLogger("vidrag_hub").exception("the scheduler could not start")
+            return
+        app.state.scheduler = scheduler
+
+    scheduling = threading.Thread(target=schedule, name="vidrag-scheduler-start", daemon=True)
+    scheduling.start()
     try:
         # access_log off: request lines carry query strings, and a token must never reach a log
         uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="info")
     finally:
+        scheduling.join(timeout=60)
+        scheduler.stop()
         if starting is not None:
             starting.join(timeout=60)
             runner.close()

@@ -7,6 +7,8 @@ A user's role on a collection is the highest of:
   groups the hub reported on this request, so leaving a group takes effect at once);
 - owner of everything, for hub admins (they administer the service).
 
+A scheduled run's token (``HubUser.collection`` set) sees its one collection only.
+
 The kernel asks this policy for every collection, video, job and conversation, so the
 service's endpoints get the same checks the kernel makes in personal mode.
 """
@@ -39,12 +41,16 @@ class RoleAccess(Access):
         return or_(mine, and_(Grant.principal_kind == "group", Grant.principal.in_(self.groups)))
 
     def visible(self) -> ColumnElement[bool]:
+        only = self.hub_user.collection
         if self.admin:
-            return true()
+            return true() if only is None else Collection.id == only
         granted = exists(select(Grant.id).where(Grant.collection_id == Collection.id, self._grant_matches()))
-        return or_(Collection.owner == self.user, granted)
+        mine = or_(Collection.owner == self.user, granted)
+        return mine if only is None else and_(Collection.id == only, mine)
 
     def role(self, session: Session, collection: Collection) -> str | None:
+        if self.hub_user.collection is not None and collection.id != self.hub_user.collection:
+            return None
         if self.admin or collection.owner == self.user:
             return "owner"
         roles = session.scalars(

@@ -11,6 +11,10 @@ service's own token on every request, because a user's token may not carry
 ``read:users:groups`` and because a user removed from a course group must lose that
 access at their next request, not when a cache expires.
 
+The service's own scheduled runs authenticate with a run token instead
+(``vidrag_hub.runtokens``: HMAC-signed by the service, one user, one collection, an
+expiry); its groups and admin flag are read from the hub the same way.
+
 No token is ever logged or put in an error: errors say what was wrong, not with what.
 """
 
@@ -23,6 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from .errors import HubUnreachable, Unauthenticated
+from .runtokens import RunTokens, is_run_token
 from .settings import ServiceSettings
 
 TOKEN_HEADER = re.compile(r"^\s*(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
@@ -36,6 +41,8 @@ class HubUser:
     admin: bool = False
     groups: frozenset[str] = frozenset()
     scopes: frozenset[str] = field(default_factory=frozenset, repr=False)
+    #: set for a scheduled run's token: the one collection this caller may reach
+    collection: str | None = None
 
 
 def token_from_header(value: str | None) -> str | None:
@@ -61,6 +68,8 @@ class HubIdentity:
             access_scopes={self.access_scope},
         )
         self._client: httpx.AsyncClient | None = None
+        #: the tokens of the service's own scheduled runs (``vidrag_hub.runtokens``)
+        self.run_tokens = RunTokens.from_env()
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -114,6 +123,15 @@ class HubIdentity:
 
         if not token:
             raise Unauthenticated("Log in to JupyterHub: send your hub token as 'Authorization: token ...'")
+        if is_run_token(token):
+            claims = self.run_tokens.verify(token)
+            fresh = await self._fresh(claims.user)
+            return HubUser(
+                name=claims.user,
+                admin=bool(fresh.get("admin")),
+                groups=frozenset(fresh.get("groups") or ()),
+                collection=claims.collection,
+            )
         model = await self._model_for_token(token)
         if not model or not model.get("name"):
             raise Unauthenticated("JupyterHub does not know this token (expired or revoked?)")

@@ -17,7 +17,15 @@ from .auth import HubUser, token_from_header
 async def caller(request: Request) -> HubUser:
     """The request's user, from its hub token (a FastAPI dependency of every API route)."""
     service = request.app.state.service
-    return await service.identity.user(token_from_header(request.headers.get("authorization")))
+    user = await service.identity.user(token_from_header(request.headers.get("authorization")))
+    if user.collection is not None and request.method != "GET":
+        # a scheduled run's token changes its one collection only (ingest), never
+        # invites, links, other collections or new ones; reads are filtered by RoleAccess
+        from vidrag_kernel.errors import Forbidden
+
+        if f"/collections/{user.collection}/" not in request.url.path:
+            raise Forbidden("A scheduled run's token may change its own collection only")
+    return user
 
 
 User = Annotated[HubUser, Depends(caller)]

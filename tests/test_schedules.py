@@ -1,0 +1,363 @@
+"""Scheduled batch ingests in the service, against a real JupyterHub.
+
+The service is the real app on uvicorn with real Dask ingest workers and the real
+APScheduler; each run executes the batch-ingest notebook with papermill in a kernel
+whose ``Workbench()`` reaches the service with a run token, and ingests captioned
+lectures served on 127.0.0.1 through the service's own ingest API.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from vidrag_hub.app import make_app
+from vidrag_hub.auth import HubUser
+from vidrag_hub.batchrun import BatchRunner, where_it_stopped
+from vidrag_hub.models import utcnow
+from vidrag_hub.scheduler import Schedule, Scheduler, ScheduleRun
+
+from tests.support.media_server import MediaServer
+from tests.support.schedules import Served
+from tests.support.service import ServiceHub
+
+pytestmark = [pytest.mark.hub, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO / "notebooks" / "01_batch_ingest.ipynb"
+STANDIN = REPO / "tests" / "data" / "batch_ingest_standin.ipynb"
+NOTEBOOK = REAL if REAL.exists() else STANDIN
+API = "/services/vidrag/api"
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory, media_root):
+    """Captioned lecture pages a, b (and c, published later by a test) on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("schedule-pages")
+    server = MediaServer(root)
+    server.publish = lambda name: publish(media_root, root, name)
+    for name in ("a", "b"):
+        publish(media_root, root, name)
+    yield server
+    server.stop()
+
+
+def publish(media_root: Path, root: Path, name: str) -> None:
+    """A new lecture page ``<name>.html`` (its own video: its own media and captions)."""
+    shutil.copy(media_root / "lecture.mp4", root / f"{name}.mp4")
+    shutil.copy(media_root / "lecture.vtt", root / f"{name}.vtt")
+    html = (media_root / "lecture.html").read_text()
+    (root / f"{name}.html").write_text(
+        html.replace("lecture.", f"{name}.").replace("Three topics", f"Lecture {name.upper()}")
+    )
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    hub = ServiceHub(tmp_path_factory.mktemp("schedules-hub")).start()
+    for name in ("alice", "bob", "carol"):
+        hub.user(name)
+    hub.group("instructors", ["alice"])
+    yield hub
+    assert hub.stop() == []
+
+
+@pytest.fixture(scope="module")
+def service(hub, tmp_path_factory):
+    """The app served on the hub's service port, with its ingest workers and its scheduler."""
+    url = f"http://127.0.0.1:{hub.service_port}"
+    app = make_app(hub.settings(tmp_path_factory.mktemp("schedules-root"), service_url=url + "/"))
+    runner = app.state.service.ingest_workers()
+    runner.start()
+    app.state.runner = runner
+    scheduler = Scheduler(app.state.service, runner=BatchRunner(app.state.service, notebook=NOTEBOOK))
+    scheduler.start()
+    app.state.scheduler = scheduler
+    try:
+        with Served(app, hub.service_port) as served:
+            app.served = served
+            yield app
+    finally:
+        app.state.scheduler.stop()
+        runner.close()
+
+
+@pytest.fixture(scope="module")
+def tokens(hub):
+    return {name: hub.token(name) for name in ("alice", "bob", "carol")}
+
+
+def call(app, token, method, path, **kwargs) -> httpx.Response:
+    return httpx.request(
+        method,
+        f"{app.served.url}{API}/{path}",
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+        **kwargs,
+    )
+
+
+def course(app, name: str) -> str:
+    """A shared collection of alice's with bob as editor and carol as viewer."""
+    from vidrag_hub import sharing
+
+    from vidrag_kernel.catalog import Collection
+
+    service = app.state.service
+    info = service.library(HubUser("alice")).collections.create(name)
+    with service.catalog.session() as s:
+        row = s.get(Collection, info.id)
+        sharing.grant(s, row, "user", "bob", "editor", "alice")
+        sharing.grant(s, row, "user", "carol", "viewer", "alice")
+    return info.id
+
+
+def wait_runs(app, token, schedule_id, count: int, timeout: float = 150) -> list[dict]:
+    """The schedule's runs, oldest first, once ``count`` of them have finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = call(app, token, "GET", f"schedules/{schedule_id}/runs").json()
+        if sum(r["state"] != "running" for r in runs) >= count:
+            return list(reversed(runs))
+        time.sleep(1)
+    raise AssertionError(f"fewer than {count} runs finished in {timeout}s: {runs}")
+
+
+def video_titles(app, token, collection_id) -> list[str]:
+    return sorted(v["title"] for v in call(app, token, "GET", f"collections/{collection_id}/videos").json())
+
+
+def test_bad_cron_or_time_zone_and_viewers_are_refused(service, tokens):
+    cid = course(service, "Refusals")
+    body = {"sources": ["https://example.edu/feed.xml"], "cron": "0 3 * * *", "timezone": "Europe/Berlin"}
+    for bad in ({"cron": "every night"}, {"cron": "61 * * * *"}, {"timezone": "Mars/Olympus"}):
+        reply = call(service, tokens["alice"], "POST", f"collections/{cid}/schedules", json={**body, **bad})
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["error"] == "invalid_schedule"
+    local = call(
+        service, tokens["alice"], "POST", f"collections/{cid}/schedules", json={**body, "sources": ["/etc"]}
+    )
+    assert local.status_code == 403
+    assert (
+        call(service, tokens["carol"], "POST", f"collections/{cid}/schedules", json=body).status_code == 403
+    )
+    made = call(service, tokens["bob"], "POST", f"collections/{cid}/schedules", json=body)
+    assert made.status_code == 201, made.text
+    made = made.json()
+    assert made["owner"] == "bob" and made["next_run_at"] and "+01:00" in made["next_run_at"]
+    assert call(service, tokens["carol"], "GET", f"schedules/{made['id']}").status_code == 403
+    assert [s["id"] for s in call(service, tokens["alice"], "GET", "schedules").json()] == [made["id"]]
+    assert call(service, tokens["carol"], "GET", "schedules").json() == []
+    bad_patch = call(service, tokens["alice"], "PATCH", f"schedules/{made['id']}", json={"cron": "* *"})
+    assert bad_patch.status_code == 422
+
+
+def test_a_short_interval_schedule_fires_and_a_rerun_skips_what_the_collection_has(service, tokens, pages):
+    cid = course(service, "Nightly")
+    body = {"sources": [pages.url("a.html")], "cron": "*/3 * * * * *", "timezone": "UTC", "captions": "only"}
+    schedule = call(service, tokens["alice"], "POST", f"collections/{cid}/schedules", json=body).json()
+    try:
+        first, second = wait_runs(service, tokens["alice"], schedule["id"], 2)[:2]
+    finally:
+        paused = call(service, tokens["alice"], "PATCH", f"schedules/{schedule['id']}", json={"paused": True})
+        assert paused.json()["paused"] is True and paused.json()["next_run_at"] is None
+    assert first["trigger"] == "cron" and first["state"] == "done", first
+    assert (first["added"], first["skipped"], first["failed"]) == (1, 0, 0)
+    assert first["summary"]["added"][0]["chunks"] > 0
+    assert video_titles(service, tokens["alice"], cid) == ["Lecture A lecture"]
+    # the rerun finds the video in the collection and ingests nothing
+    assert second["state"] == "done" and (second["added"], second["skipped"]) == (0, 1), second
+    assert second["summary"]["skipped"][0]["reason"] == "already in the collection"
+    # firings every 3 s while a run took longer were skipped: runs never overlap
+    runs = wait_runs(service, tokens["alice"], schedule["id"], 2)
+    for a, b in zip(runs, runs[1:], strict=False):
+        assert a["finished_at"] <= b["started_at"], (a, b)
+    # the executed notebook is the run's log, as a download and as a page
+    nb = call(service, tokens["bob"], "GET", f"schedules/{schedule['id']}/runs/{first['id']}/notebook")
+    assert nb.status_code == 200 and "attachment" in nb.headers["content-disposition"]
+    cells = json.loads(nb.text)["cells"]
+    injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
+    assert f'collection = "{cid}"' in "".join(injected["source"])
+    assert "vrun." not in nb.text  # the run token is never written into the log
+    page = call(
+        service,
+        tokens["alice"],
+        "GET",
+        f"schedules/{schedule['id']}/runs/{first['id']}/notebook",
+        params={"format": "html"},
+    )
+    assert page.headers["content-type"].startswith("text/html") and "Lecture A" in page.text
+    assert (
+        call(service, tokens["carol"], "GET", f"schedules/{schedule['id']}/runs/{first['id']}").status_code
+        == 403
+    )
+
+
+def test_a_run_that_fails_mid_way_is_recorded_and_the_next_run_picks_up(service, tokens, pages):
+    cid = course(service, "Weekly")
+    body = {
+        "sources": [pages.url("b.html"), pages.url("c.html")],  # c is not published yet
+        "cron": "0 3 * * *",
+        "timezone": "America/New_York",
+        "captions": "only",
+        "paused": True,
+    }
+    schedule = call(service, tokens["bob"], "POST", f"collections/{cid}/schedules", json=body).json()
+    sid = schedule["id"]
+    started = call(service, tokens["alice"], "POST", f"schedules/{sid}/run")
+    assert started.status_code == 202 and started.json()["state"] == "running"
+    # while it runs, neither a second run-now nor another service process gets a run
+    again = call(service, tokens["bob"], "POST", f"schedules/{sid}/run")
+    assert again.status_code == 409, again.text
+    other_process = Scheduler(service.state.service)
+    assert other_process.acquire(sid, "cron") is None
+    [first] = wait_runs(service, tokens["bob"], sid, 1)
+    assert first["trigger"] == "manual" and first["state"] == "done", first
+    assert (first["added"], first["failed"]) == (1, 1)
+    [failure] = first["summary"]["failed"]
+    assert failure["source"].endswith("c.html") and failure["stage"] and failure["reason"]
+
+    pages.publish("c")
+    assert call(service, tokens["bob"], "POST", f"schedules/{sid}/run").status_code == 202
+    second = wait_runs(service, tokens["bob"], sid, 2)[1]
+    assert second["state"] == "done" and (second["added"], second["skipped"], second["failed"]) == (1, 1, 0)
+    assert video_titles(service, tokens["bob"], cid) == ["Lecture B lecture", "Lecture C lecture"]
+
+    # a run that stops inside the notebook records the cell and the error: here bob, its
+    # owner, is no longer an editor, so the service refuses the run's requests
+    from vidrag_hub import sharing
+
+    from vidrag_kernel.catalog import Collection
+
+    with service.state.service.catalog.session() as s:
+        sharing.revoke(s, s.get(Collection, cid), "user", "bob")
+    assert call(service, tokens["alice"], "POST", f"schedules/{sid}/run").status_code == 202
+    third = wait_runs(service, tokens["alice"], sid, 3)[2]
+    assert third["state"] == "failed" and third["error"].startswith("cell "), third
+    assert "collection" in third["error"].lower() and third["has_notebook"]
+
+
+def test_a_run_token_reaches_its_one_collection_only(service, tokens):
+    cid, other = course(service, "Scoped"), course(service, "Elsewhere")
+    mint = service.state.service.identity.run_tokens.mint
+    token = mint("alice", cid, ttl=60)
+    assert [c["id"] for c in call(service, token, "GET", "collections").json()] == [cid]
+    assert call(service, token, "GET", f"collections/{other}").status_code == 404
+    assert call(service, token, "POST", "collections", json={"name": "Not by a run"}).status_code == 403
+    assert call(service, mint("alice", cid, ttl=-1), "GET", "collections").status_code == 401
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert call(service, forged, "GET", "collections").status_code == 401
+
+
+def test_schedules_survive_a_scheduler_restart(service, tokens):
+    cid = course(service, "Restart")
+    body = {"sources": ["https://example.edu/feed.xml"], "cron": "30 2 * * 1-5", "timezone": "Asia/Tokyo"}
+    active = call(service, tokens["alice"], "POST", f"collections/{cid}/schedules", json=body).json()
+    paused = call(
+        service, tokens["alice"], "POST", f"collections/{cid}/schedules", json={**body, "paused": True}
+    ).json()
+    catalog = service.state.service.catalog
+    # a run left "running" by a process that died an hour ago
+    with catalog.session() as s:
+        dead = ScheduleRun(
+            schedule_id=paused["id"],
+            trigger="cron",
+            started_at=utcnow() - timedelta(hours=1),
+            heartbeat_at=utcnow() - timedelta(hours=1),
+        )
+        s.add(dead)
+        s.flush()
+        s.get(Schedule, paused["id"]).running_run_id = dead.id
+        dead_id = dead.id
+    old = service.state.scheduler
+    old.stop()
+    fresh = Scheduler(
+        service.state.service, runner=old.runner.__class__(service.state.service, notebook=NOTEBOOK)
+    )
+    fresh.start()
+    service.state.scheduler = fresh
+    assert fresh.next_run(active["id"]) is not None
+    assert fresh.next_run(paused["id"]) is None
+    shown = call(service, tokens["alice"], "GET", f"schedules/{active['id']}").json()
+    assert shown["next_run_at"].endswith("+09:00") and "T02:30:00" in shown["next_run_at"]
+    with catalog.session() as s:
+        assert s.get(ScheduleRun, dead_id).state == "failed"
+        assert s.get(Schedule, paused["id"]).running_run_id is None
+    resumed = call(service, tokens["alice"], "PATCH", f"schedules/{paused['id']}", json={"paused": False})
+    assert resumed.json()["next_run_at"] is not None
+    assert call(service, tokens["alice"], "DELETE", f"schedules/{paused['id']}").status_code == 200
+    assert fresh.next_run(paused["id"]) is None
+    assert call(service, tokens["alice"], "GET", f"schedules/{paused['id']}").status_code == 404
+
+
+def test_where_a_notebook_stopped_names_the_cell_and_the_error(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    failing = nbformat.v4.new_code_cell("wb.ingest(sources)")
+    failing.outputs = [
+        nbformat.v4.new_output("error", ename="QuotaExceeded", evalue="Over your limit", traceback=[])
+    ]
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), failing]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    assert where_it_stopped(path) == "cell 2 (wb.ingest(sources)): QuotaExceeded: Over your limit"
+
+
+def test_the_schedules_card_makes_pauses_and_shows_history_with_logs(service, tokens, tmp_path):
+    from vidrag_dashboards.schedules_card import SchedulesCard
+    from vidrag_dashboards.state import AppState
+
+    from tests.support.schedules import seed_schedule
+    from tests.support.settings import make_settings
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.shared import ServiceLibrary
+
+    cid = course(service, "Dashboard course")
+    _sid, run_id = seed_schedule(service.state.service, cid, "bob")
+    shared = ServiceLibrary(f"{service.served.url}{API}/", tokens["bob"])
+    wb = Workbench(make_settings(tmp_path / "bob", user="bob"), libraries=[shared])
+    try:
+        state = AppState(wb)
+        card = SchedulesCard(state)
+        state.collection = cid
+        assert card.applies and len(card.schedules.value) == 1
+        card.sources.value = "https://example.edu/course/feed.xml\n\nhttps://example.edu/extra.mp4"
+        card.cron.value = "15 6 * * 2"
+        card.timezone.value = "Europe/Paris"
+        card.create_button.clicks += 1
+        table = card.schedules.value
+        assert len(table) == 2 and set(table["time zone"]) == {"UTC", "Europe/Paris"}
+        made = table[table["time zone"] == "Europe/Paris"].iloc[0]
+        assert made["state"] == "active" and made["next run"] != "-"
+        card.schedules.selection = [int(table.index[table["id"] == made["id"]][0])]
+        card.pause_button.clicks += 1
+        assert shared.schedules.get(made["id"]).paused
+        # a bad cron expression is a message on the page, not a traceback
+        card.sources.value, card.cron.value = "https://example.edu/x", "every day"
+        card.create_button.clicks += 1
+        assert "cron" in card.notices.status.object.lower() and len(card.schedules.value) == 2
+        # the seeded schedule's history, and its run's log as a page
+        seeded = card.schedules.value
+        card.schedules.selection = [int(seeded.index[seeded["id"] == _sid][0])]
+        assert list(card.runs.value["id"]) == [run_id]
+        card.runs.selection = [0]
+        assert not card.log_page.disabled
+        assert b"<html" in card._log_html().getvalue().lower()
+        assert '"cells"' in card._log_ipynb().getvalue().decode()
+        # a viewer sees no Schedules card
+        viewer = Workbench(
+            make_settings(tmp_path / "carol", user="carol"),
+            libraries=[ServiceLibrary(f"{service.served.url}{API}/", tokens["carol"])],
+        )
+        viewer_state = AppState(viewer)
+        viewer_card = SchedulesCard(viewer_state)
+        viewer_state.collection = cid
+        assert not viewer_card.applies
+    finally:
+        wb.close()
