@@ -61,10 +61,31 @@ class TooLarge(InvalidInput):
 
 
 class QuotaExceeded(VidragError):
-    """A plan or quota limit was reached."""
+    """A plan or quota limit was reached.
+
+    The service fills in the figures (``metric``, ``limit``, ``used``, ``reserved``,
+    ``resets_at`` as ISO text or None, ``upgrade`` as a URL or None); they travel in
+    ``to_dict()`` so a client can show the same sentence and an Upgrade action.
+    """
 
     status = 429
     kind = "quota_exceeded"
+    FIELDS = ("metric", "limit", "used", "reserved", "resets_at", "upgrade")
+
+    def __init__(self, message: str, *, status: int | None = None, **figures) -> None:
+        super().__init__(message, status=status)
+        unknown = set(figures) - set(self.FIELDS)
+        if unknown:
+            raise TypeError(f"QuotaExceeded has no field {', '.join(sorted(unknown))}")
+        self.metric = figures.get("metric")
+        self.limit = figures.get("limit")
+        self.used = figures.get("used")
+        self.reserved = figures.get("reserved")
+        self.resets_at = figures.get("resets_at")
+        self.upgrade = figures.get("upgrade")
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), **{name: getattr(self, name) for name in self.FIELDS}}
 
 
 class FetchFailed(VidragError):

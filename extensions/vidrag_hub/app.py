@@ -43,7 +43,7 @@ from vidrag_kernel.catalog import Collection, CollectionVideo, IngestJob
 from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound, TooLarge, VidragError
 from vidrag_kernel.library import LocalLibrary
 
-from . import billing_routes, conversations, media, quotas, schedules, sharing, web
+from . import billing_routes, conversations, media, quotas, schedules, sharing, usage, web
 from .access import RoleAccess
 from .auth import HubIdentity, HubUser
 from .db import open_database
@@ -68,6 +68,7 @@ class Service:
         self._catalog = None
         self._identity: HubIdentity | None = None
         self._redeems: dict[str, deque] = defaultdict(deque)
+        self.quotas = quotas.Quotas(self)
 
     @property
     def catalog(self):
@@ -133,6 +134,7 @@ class Service:
             self.writer,
             self.kernel_settings,
             committer=self.committer,
+            quota=self.quotas,
             address=self.settings.dask_address or None,
             n_workers=max(1, self.settings.ingest_workers),
             whisper_threads=max(1, self.kernel_settings.whisper_threads),
@@ -639,7 +641,8 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
             for k, v in {"videos": body.videos, "tags": body.tags, "conversation": body.conversation}.items()
             if v
         }
-        return lib.ask(body.question, collection_id, **scope).to_dict()
+        with service.quotas.message(user, f"answer:{collection_id}"):
+            return lib.ask(body.question, collection_id, **scope).to_dict()
 
     @app.post(
         api + "/collections/{collection_id}/ask/stream",
@@ -660,6 +663,8 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
             if v
         }
         pieces = lib.ask_stream(body.question, collection_id, **scope)
+        held = service.quotas.reserve_message(user, f"answer:{collection_id}")
+        pieces = service.quotas.metered(held, pieces)
         # the first piece is taken here, so that a refusal (an unknown conversation, no
         # answerer) is an ordinary HTTP error rather than an event in a 200 stream
         first = next(pieces)
@@ -796,5 +801,6 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
     app.include_router(web.router(service))
     app.include_router(media.router(service))
     app.include_router(billing_routes.router(service))
+    app.include_router(usage.router(service))
     # ROUTERS-END
     return app

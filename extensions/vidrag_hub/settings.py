@@ -7,6 +7,7 @@ collections. Reading settings opens nothing: ``make_app`` does that when it star
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,11 @@ class ServiceSettings:
     ingest_workers: int = 1
     #: VIDRAG_DASK_ADDRESS: a Dask scheduler to submit ingests to instead of a local cluster.
     dask_address: str = ""
+    #: VIDRAG_PLANS: the plans as JSON, ``{"default_plan": "free", "plans": {name: limits},
+    #: "enterprise": {group: limits}, "upgrade_url": ""}`` (limits in videos, minutes,
+    #: messages, storage_gb); jupyterhub_config.py writes it from ``c.VidragPlans``.
+    #: Empty: Free and Pro as ``vidrag_hub.plans.DEFAULT_PLANS``, everyone on Free.
+    plans: dict = field(default_factory=dict)
     #: the kernel settings of the service's library (``VIDRAG_*`` kernel variables; the data
     #: root and database are the shared ones above)
     kernel: Settings | None = None
@@ -111,6 +117,13 @@ class ServiceSettings:
                 raise ValueError(f"VIDRAG_INGEST_WORKERS={raw!r} is not a number of workers") from None
         if env.get("VIDRAG_DASK_ADDRESS", "").strip():
             values["dask_address"] = env["VIDRAG_DASK_ADDRESS"].strip()
+        if env.get("VIDRAG_PLANS", "").strip():
+            try:
+                values["plans"] = json.loads(env["VIDRAG_PLANS"])
+            except ValueError as exc:
+                raise ValueError(f"VIDRAG_PLANS is not JSON: {exc}") from None
+            if not isinstance(values["plans"], dict):
+                raise ValueError("VIDRAG_PLANS must be a JSON object")
         values["kernel"] = Settings.from_env(dict(env))
         values.update(overrides)
         if "prefix" in values:

@@ -199,11 +199,15 @@ class IngestWorkers:
         address: str | None = None,
         n_workers: int = 1,
         whisper_threads: int = 1,
+        quota: Any = None,
     ) -> None:
         if whisper_threads < 1:
             raise InvalidInput("whisper_threads must be at least 1 (0 would mean 'all cores' per worker)")
         self._factory = library_factory
         self._committer = committer or library_factory
+        #: ``vidrag_hub.quotas.Quotas`` (None: nothing is counted): reserves as jobs are
+        #: queued or retried, admits a result before its commit, settles at each job's end
+        self.quota = quota
         self._settings = settings
         # the workers never open the catalog, and its URL may carry a password
         self.worker_settings = settings.with_(whisper_threads=whisper_threads, database_url=None)
@@ -338,6 +342,9 @@ class IngestWorkers:
                     s.add(row)
                     s.flush()
                     job_ids.append(row.id)
+                if self.quota is not None:  # same transaction: a refusal queues nothing
+                    jobs = [(job_id, info) for job_id, (info, *_rest) in zip(job_ids, planned, strict=True)]
+                    self.quota.reserve_jobs(s, target, user, jobs)
         finally:
             library.close()
         for job_id, (info, _video_id, ready, media) in zip(job_ids, planned, strict=True):
@@ -367,6 +374,8 @@ class IngestWorkers:
             future = self._futures.pop(job_id, None)
         if future is not None:
             future.cancel()
+        if self.quota is not None:
+            self.quota.settle(job_id)
 
     def retry(self, job_id: str) -> None:
         """Run a failed (or cancelled) job again from the start, on the workers."""
@@ -379,6 +388,8 @@ class IngestWorkers:
                 raise InvalidInput(f"Only failed jobs can be retried; this one is {row.state}")
             row.state, row.progress, row.error, row.error_kind = "queued", 0.0, None, None
             row.worker, row.timings = self._marker, {}
+            if self.quota is not None:
+                self.quota.reserve_job(s, job_id)
         self._resubmit(job_id)
 
     def status(self, job_id: str) -> dict[str, Any]:
@@ -514,6 +525,8 @@ class IngestWorkers:
                 if library is None:
                     return
                 try:
+                    if self.quota is not None:  # longer than reserved: may stop at the limit
+                        self.quota.admit(job_id, outcome.prepared)
                     library.commit_prepared(outcome.prepared, collection_id, job_id=job_id)
                 except VidragError as exc:
                     with self._catalog.session() as s:
@@ -527,6 +540,8 @@ class IngestWorkers:
         finally:
             with self._lock:
                 self._committing.discard(job_id)
+            if self.quota is not None:
+                self.quota.settle(job_id)
 
     def _link(self, job_id: str, info: MediaInfo, user: str, collection_id: str, captions: str) -> None:
         """A video already ingested (for another collection): link and index it here."""
@@ -544,6 +559,8 @@ class IngestWorkers:
         finally:
             with self._lock:
                 self._committing.discard(job_id)
+            if self.quota is not None:
+                self.quota.settle(job_id)
 
     def _committing_library(self, job_id: str, user: str, collection_id: str) -> LocalLibrary | None:
         """The library to commit ``job_id`` through, once ``user`` is seen to still hold
