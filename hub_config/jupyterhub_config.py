@@ -224,15 +224,31 @@ if opts.service_enabled and not any(s.get("name") == opts.service_name for s in 
     _service_env["VIDRAG_SHARED_ROOT"] = os.environ.get("VIDRAG_SHARED_ROOT") or str(
         opts.home_path / "shared"
     )
-    for _name in ("VIDRAG_SHARED_DATABASE_URL", "VIDRAG_CREATORS_GROUP", "VIDRAG_TOKEN_CACHE_SECONDS"):
+    for _name in (
+        "VIDRAG_SHARED_DATABASE_URL",
+        "VIDRAG_CREATORS_GROUP",
+        "VIDRAG_TOKEN_CACHE_SECONDS",
+        "VIDRAG_INGEST_WORKERS",
+    ):
         if os.environ.get(_name):
             _service_env[_name] = os.environ[_name]
+    # Browser logins to the service (the join page, the player's media): the session
+    # cookie's secret is kept beside the hub's, so a restart does not log everyone out;
+    # a joined user is sent to the chat dashboard through the hub (which starts their server).
+    _service_env["VIDRAG_COOKIE_SECRET"] = os.environ.get("VIDRAG_COOKIE_SECRET") or _secret_file(
+        opts.hub_state_dir / "vidrag-cookie-secret"
+    )
+    _service_env["VIDRAG_CHAT_URL"] = "/hub/user-redirect" + landing_path(opts)
     services.append(
         {
             "name": opts.service_name,
             "url": f"http://127.0.0.1:{_port}",
             "command": [sys.executable, "-m", "vidrag_hub"],
             "environment": _service_env,
+            # the hub registers the service's OAuth client itself: client id
+            # service-<name>, redirect URI /services/<name>/oauth_callback (handed to the
+            # service as JUPYTERHUB_CLIENT_ID, JUPYTERHUB_OAUTH_CALLBACK_URL). Part of the
+            # hub, so no consent page between a student and a share link.
             "oauth_no_confirm": True,
         }
     )
