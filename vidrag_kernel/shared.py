@@ -501,6 +501,10 @@ class ServiceLibrary:
         self.videos = SharedVideos(self._client, self.collections)
         self.jobs = SharedJobs(self._client)
         self.conversations = SharedConversations(self._client)
+        from .schedules import Schedules
+
+        #: scheduled batch ingests of shared collections (``vidrag_kernel.schedules``)
+        self.schedules = Schedules(self._client, self.collections)
 
     @classmethod
     def from_hub(cls, hub: HubEnvironment) -> ServiceLibrary:

@@ -23,6 +23,7 @@ from .failed_jobs import FailedJobsCard
 from .feedback import Notices
 from .invites_banner import InvitesBanner
 from .layout import Section
+from .schedules_card import SchedulesCard
 from .sharing_card import SharingCard
 from .state import AppState
 from .transcript import TranscriptView
@@ -55,6 +56,7 @@ class CollectionManager(pn.viewable.Viewer):
             *top, self.notices, flex(self._left, self._right, basis="460px"), sizing_mode="stretch_width"
         )
         self.sharing = self.add(SharingCard, right=True) if self.wb.service is not None else None
+        self.schedules = self.add(SchedulesCard, right=True) if self.wb.service is not None else None
 
     def __panel__(self):
         return self._layout
