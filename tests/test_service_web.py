@@ -27,7 +27,7 @@ from vidrag_hub.models import ShareLink
 
 from tests.support.hub import login_form
 from tests.support.service import PASSWORD, ServiceHub
-from vidrag_kernel.catalog import Collection
+from vidrag_kernel.catalog import Collection, Video
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
@@ -328,6 +328,9 @@ def shared_video(app, media_server, media_root):
     shutil.copyfile(media_root / "lecture.m4a", folder / "audio.m4a")
     with app.state.service.catalog.session() as s:
         sharing.grant(s, s.get(Collection, info.id), "user", "sam", "viewer", "ada")
+        # as for a page whose media yt-dlp fetched but names no direct URL a browser could
+        # play: the player's one source is then the service's copy
+        s.execute(update(Video).where(Video.id == result.video_id).values(media_url=None))
     return info.id, result.video_id, (folder / "audio.m4a").read_bytes()
 
 
@@ -374,3 +377,29 @@ def test_a_browser_plays_media_with_its_session_and_logs_in_first_when_needed(ap
     assert played.status_code == 206 and played.content == data[:100]
     # the session cookie does not open the rest of the API (those calls need a token)
     assert sam.get(f"{PREFIX}api/collections").status_code == 401
+
+
+def test_the_dashboards_play_a_shared_video_from_the_service_and_open_a_joined_collection(
+    hub, browser, shared_video, tmp_path, monkeypatch
+):
+    from vidrag_dashboards.app import WorkbenchApp
+    from vidrag_dashboards.media import playable
+
+    from tests.support.settings import make_settings
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.shared import ServiceLibrary
+
+    cid, vid, data = shared_video
+    # sam's server reaches the service at its own address; the page plays it through the hub
+    shared = ServiceLibrary(f"{hub.hub.url}{PREFIX}api/", hub.token("sam"))
+    wb = Workbench(make_settings(tmp_path / "sam", user="sam"), libraries=[shared])
+    where = playable(wb, wb.videos.get(vid))
+    assert (where.kind, where.src) == ("video", f"{PREFIX}api/collections/{cid}/videos/{vid}/media")
+    sam = browser("sam")
+    assert sam.open(where.src, headers={"Sec-Fetch-Dest": "video"}).content == data
+
+    # the join page's redirect names the collection: the workbench opens on it
+    monkeypatch.setenv("QUERY_STRING", f"collection={cid}")
+    app = WorkbenchApp(wb)
+    assert app.state.collection == cid and app.chat.scope.value == cid
+    wb.close()

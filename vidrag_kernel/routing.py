@@ -184,6 +184,12 @@ class VideosView:
     def media_path(self, video_id: str):
         return self._libs.for_video(video_id).videos.media_path(video_id)
 
+    def media_url(self, video_id: str) -> str | None:
+        """The URL a browser plays a video of a shared collection from (None for local ones,
+        which play from ``media_path``)."""
+        videos = self._libs.for_video(video_id).videos
+        return videos.media_url(video_id) if hasattr(videos, "media_url") else None
+
     def transcript(self, video_id: str, fmt: str = "txt") -> str:
         return self._libs.for_video(video_id).videos.transcript(video_id, fmt)
 

@@ -453,7 +453,20 @@ class SharedVideos:
         return json.loads(self.transcript(video_id, "json")).get("segments", [])
 
     def media_path(self, video_id: str):
-        return None  # shared media stay on the service's volume; play them from their URL
+        return None  # shared media stay on the service's volume; play them from ``media_url``
+
+    def media_url(self, video_id: str) -> str:
+        """Where a browser plays this shared video from: the service's media route (HTTP
+        Range, the browser's session with the service), as a path on the hub's origin.
+
+        A path, not the service's own address: kernels may reach the service directly, but
+        browsers reach it through the hub's proxy, on the page's origin, where the
+        service's session cookie lives."""
+        from urllib.parse import quote, urlsplit
+
+        cid = self.collection_of(video_id)
+        root = urlsplit(self._c._base).path  # .../services/<name>/api/
+        return f"{root}collections/{quote(cid, safe='')}/videos/{quote(video_id, safe='')}/media"
 
 
 class SharedJobs:

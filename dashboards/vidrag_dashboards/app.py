@@ -43,6 +43,20 @@ def jupyterlab_url() -> str:
     return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/").rstrip("/") + "/lab"
 
 
+def requested_collection() -> str | None:
+    """The collection the page's URL asks to open (``?collection=<id>``: where the vidrag
+    service's join page sends a user who accepted a share link)."""
+    from urllib.parse import parse_qs
+
+    values = (getattr(pn.state, "session_args", None) or {}).get("collection")  # panel serve
+    if values:
+        value = values[0]
+        return value.decode() if isinstance(value, bytes) else value
+    # Voila hands the page's query string to the kernel it starts for the page
+    values = parse_qs(os.environ.get("QUERY_STRING", "")).get("collection")
+    return values[0] if values else None
+
+
 def page(heading: str, *objects, intro: str = "", links: dict | None = None) -> Region:
     """The page's ``<main>``: an ``<h1>`` ``heading``, an ``intro`` line (HTML), a ``<nav>`` of
     ``links`` (name → URL), then ``objects``."""
@@ -84,6 +98,9 @@ class WorkbenchApp(pn.viewable.Viewer):
     ) -> None:
         super().__init__(**params)
         self.state = state or AppState(wb)
+        wanted = requested_collection()
+        if wanted and self.state.collection is None:
+            self.state.collection = wanted  # the cards pick it when they list collections
         self.manager = CollectionManager(self.state, invites=False)
         self.chat = ChatPanel(self.state)
         self.tabs = Tabs(("Chat", self.chat), ("Collections", self.manager), label="Workbench")

@@ -6,12 +6,16 @@ A video's playable source is, in order:
 2. The direct media URL ingest found (``VideoInfo.media_url``: the ``<video>`` of a web
    page, a file host), or a remote URL of a media file (``.mp4``, ``.m4a`` ...): played
    directly.
-3. A local file: the uploaded or notebook-ingested file itself, or the audio that
+3. A video of a shared collection: the service's media route
+   (``.../api/collections/<id>/videos/<id>/media``, HTTP Range), a path on the hub's origin
+   that the browser fetches with its session on the service (logging in through the hub
+   first if need be).
+4. A local file: the uploaded or notebook-ingested file itself, or the audio that
    ingest downloaded into ``media/<video id>/``. Under ``panel serve`` with
    ``--plugins vidrag_dashboards.media`` it is served by :class:`MediaHandler` at
    ``/vidrag-media/<video id>`` (HTTP Range, so seeking works on long lectures). Elsewhere
    (Voila, a notebook) small files are inlined as a ``data:`` URL.
-4. Otherwise (a site that only streams, with nothing downloaded): no player, a link that
+5. Otherwise (a site that only streams, with nothing downloaded): no player, a link that
    opens the page at the second.
 
 Only files the catalog knows for a video are ever served: the route takes a video id,
@@ -87,8 +91,11 @@ def playable(wb, video, *, rel_path: str | None = None) -> Playable:
         return Playable("video", video.url, video.page_url)
     if video.webpage_url and _is_media_url(video.webpage_url):
         return Playable("video", video.webpage_url, video.page_url)
-    path = local_media_file(wb, video)
     page = video.page_url if urlsplit(video.page_url or "").scheme in ("http", "https") else ""
+    shared = wb.videos.media_url(video.id)
+    if shared:  # a shared collection's video: the service streams what it keeps
+        return Playable("video", shared, page)
+    path = local_media_file(wb, video)
     if path is not None:
         if _route_registered:
             base = (rel_path or ".").rstrip("/")
