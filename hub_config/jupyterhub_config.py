@@ -23,6 +23,7 @@ from traitlets.config import LazyConfigValue
 
 from hub_config import SERVER_CONFIG_FILE
 from hub_config.options import REPO_ROOT, VidragHubOptions, free_port, is_loopback
+from hub_config.plans import VidragPlans
 from hub_config.spawning import kernel_setting_names, landing_path, local_pre_spawn_hook
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
@@ -239,6 +240,8 @@ if opts.service_enabled and not any(s.get("name") == opts.service_name for s in 
         opts.hub_state_dir / "vidrag-cookie-secret"
     )
     _service_env["VIDRAG_CHAT_URL"] = "/hub/user-redirect" + landing_path(opts)
+    # the plans (c.VidragPlans, hub_config/plans.py) travel to the service as one JSON variable
+    _service_env["VIDRAG_PLANS"] = VidragPlans(config=c).to_json()
     services.append(
         {
             "name": opts.service_name,

@@ -59,6 +59,7 @@ INGEST_HOLD_FACTOR = 3
 #: minutes reserved for a video whose length the site does not report (then checked
 #: against the real length before the commit)
 UNKNOWN_SECONDS = 60
+UNIT_WORDS = {"minutes": "minutes of video", "storage": "of storage"}
 NOUNS = {
     "videos": "videos",
     "minutes": "minutes of video",
@@ -156,31 +157,39 @@ class Quotas:
         self, standing: Standing, over: OverLimit, caller: str, now: datetime | None = None
     ) -> QuotaExceeded:
         """The 429: one sentence with the limit, the usage, the reset time and the upgrade path."""
-        metric, noun = over.metric, NOUNS[over.metric]
-        whose = "You have" if caller == standing.user else f"The collection's owner, {standing.user}, has"
-        if standing.account.startswith("group:"):
-            whose = f"Your organisation ({standing.account.removeprefix('group:')}) has"
-            if caller != standing.user:
-                whose = f"The collection owner's organisation ({standing.account.removeprefix('group:')}) has"
-        limit = _show(metric, over.limit)
-        unit = "" if metric == "storage" else f" {noun}"
-        sentence = (
-            f"{whose} used {_show(metric, over.used)} of {limit}{unit} on the {standing.plan.title} plan"
-        )
-        if metric == "storage":
-            sentence = f"{whose} used {_show(metric, over.used)} of {limit} of storage on the {standing.plan.title} plan"
+        metric = over.metric
+        pool = standing.account.removeprefix("group:") if standing.account.startswith("group:") else None
+        if caller == standing.user:
+            whose = f"Your organisation ({pool}) has" if pool else "You have"
+        else:
+            owner = (
+                f"The collection owner's organisation ({pool})"
+                if pool
+                else f"The collection's owner, {standing.user},"
+            )
+            whose = f"{owner} has"
+        amount = f"{_show(metric, over.used)} of {_show(metric, over.limit)}"
+        amount += " of storage" if metric == "storage" else f" {NOUNS[metric]}"
+        sentence = f"{whose} used {amount} on the {standing.plan.title} plan"
         if over.reserved:
             sentence += f" ({_show(metric, over.reserved)} more in progress)"
         resets = None
         if metric == ledger.PERIODIC:
             resets = standing.resets_at(now)
             sentence += f"; they reset on {resets:%Y-%m-%d %H:%M} UTC"
-        elif metric == "minutes" and over.amount:
-            sentence += f", and this needs {_show(metric, over.amount)} more"
+        elif metric in ("minutes", "storage") and over.amount:
+            sentence += f", and this needs {_show(metric, over.amount)}" + (
+                "" if metric == "storage" else " more"
+            )
         upgrade = self.upgrade_url()
         bigger = self._bigger(standing, metric)
         if upgrade and bigger and standing.source in ("default", "stripe"):
-            sentence += f". Upgrade to {bigger} for more: {upgrade}"
+            where = (
+                upgrade
+                if self.book.upgrade_url
+                else "the Upgrade button under Usage & billing in the vidrag dashboard"
+            )
+            sentence += f". Upgrade to {bigger} for more: {where}"
         else:
             sentence += ". Ask the administrator of this hub for a bigger plan"
         return QuotaExceeded(
@@ -336,9 +345,8 @@ class Quotas:
                                      amount - reservation.amount)  # fmt: skip
                     refusal = self.refusal(standing, over, job.owner, now)
                     raise QuotaExceeded(
-                        f"Stopped at the limit: this video needs {_show(metric, amount)} "
-                        f"{'' if metric == 'storage' else NOUNS[metric] + ' '}and only "
-                        f"{_show(metric, reservation.amount)} were reserved. {refusal.message}",
+                        f"Stopped at the limit: this video needs {_show(metric, amount)} {UNIT_WORDS[metric]}, "
+                        f"more than the {_show(metric, reservation.amount)} reserved for it. {refusal.message}",
                         **{k: v for k, v in refusal.to_dict().items() if k in QuotaExceeded.FIELDS},
                     )
 
@@ -367,7 +375,11 @@ class Quotas:
             if job.video_id:
                 real["storage"] = media_bytes(self._media(job.video_id))
             if not held:
-                # the reservation expired while the job ran on: count what it used anyway
+                # settled already, or its reservation expired while the job ran on: then
+                # (and only then) count what it used anyway
+                kinds = set(s.scalars(select(ledger.Event.kind).where(ledger.Event.job_id == job_id)))
+                if "expire" not in kinds or "commit" in kinds:
+                    return
                 owner = self._owner(s, job.collection_id) if job.collection_id else job.owner
                 standing = self.standing(s, owner)
                 for metric, amount in real.items():
