@@ -639,3 +639,34 @@ def test_a_search_uses_the_index_query_threads_and_restores_the_callers(tmp_path
         assert CollectionIndex(root).reader().threads == dense_module.QUERY_THREADS == 1
     finally:
         faiss.omp_set_num_threads(caller)
+
+
+@pytest.mark.parametrize("kind", dense_module.KINDS)
+def test_an_index_read_to_grow_holds_its_vectors_once_with_room_for_the_new_rows(tmp_path, kind):
+    # read plainly, a base held its vectors at their exact size and the first add copied
+    # them into a buffer twice as large; read to grow, they are copied from the memory
+    # map into one buffer of the final size, and adding fills it in place
+    import faiss
+
+    vecs = unit(3000, 4)
+
+    def batches(upto: int):
+        return lambda: (vecs[i : min(i + 500, upto)] for i in range(0, upto, 500))
+
+    base = tmp_path / "base.index"
+    dense_module.build(base, kind, DIM, batches(2000), total=2000)
+    grown = dense_module._read_growable(base, 3000)
+    graph = dense_module.is_graph(kind)
+    storage = faiss.downcast_index(grown.storage) if graph else grown
+    vectors = [storage.codes] + ([grown.hnsw.neighbors] if graph else [])
+    assert all(v.is_owned for v in vectors)
+    before = [v.data() for v in vectors]
+    grown.add(vecs[2000:])
+    assert [v.data() for v in vectors] == before and grown.ntotal == 3000
+    _, labels = grown.search(vecs[::30], 1)
+    assert (labels.ravel() == np.arange(0, 3000, 30)).mean() >= 0.97
+    # build() grows a base the same way (graph inserts run in parallel: not bit-identical)
+    dense_module.build(tmp_path / "grown.index", kind, DIM, batches(3000), base=base, total=3000)
+    again = faiss.read_index(str(tmp_path / "grown.index"))
+    _, labels = again.search(vecs[1990:2100], 1)
+    assert again.ntotal == 3000 and (labels.ravel() == np.arange(1990, 2100)).mean() >= 0.97

@@ -112,17 +112,90 @@ def _presize(index: Any, total: int) -> None:
     codes.resize(0)
     if hnsw is None or hnsw.levels.size():
         return
-    # a vertex gets 2M links at level 0 and M more per upper level, and reaches level l
-    # with probability M**-l: on average 2M + M/(M - 1) links, reserved with slack (the
-    # spread over 1M vertices is a few thousand links)
-    m0, m = hnsw.nb_neighbors(0), hnsw.nb_neighbors(1)
-    links = total * m0 + math.ceil(1.1 * total * m / max(m - 1, 1)) + 64 * m
-    hnsw.neighbors.resize(links)
+    hnsw.neighbors.resize(_links_for(hnsw, total))
     hnsw.neighbors.resize(0)
     hnsw.levels.resize(total)
     hnsw.levels.resize(0)
     hnsw.offsets.resize(total + 1)
     hnsw.offsets.resize(1)  # offsets start with the 0 of the first vertex
+
+
+def _links_for(hnsw: Any, total: int) -> int:
+    """Room for the graph links of ``total`` vertices (see ``_presize``)."""
+    # a vertex gets 2M links at level 0 and M more per upper level, and reaches level l
+    # with probability M**-l: on average 2M + M/(M - 1) links, reserved with slack (the
+    # spread over 1M vertices is a few thousand links)
+    m0, m = hnsw.nb_neighbors(0), hnsw.nb_neighbors(1)
+    return total * m0 + math.ceil(1.1 * total * m / max(m - 1, 1)) + 64 * m
+
+
+def _drop_pages(view: np.ndarray) -> None:
+    """Let go of the resident pages of a read-only file mapping under ``view`` (Linux and
+    macOS ``madvise``; elsewhere nothing): they stay in the page cache, but no longer
+    count in this process's memory. Pages are read again from the file if touched."""
+    import ctypes
+    import mmap
+
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None or view.nbytes == 0:
+        return
+    page = mmap.PAGESIZE
+    start = -(-view.ctypes.data // page) * page  # whole pages inside the view only
+    end = (view.ctypes.data + view.nbytes) // page * page
+    if end > start:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), advice)
+
+
+def _own(vector: Any, empty: Any, capacity: int, np_type: type) -> None:
+    """Make a FAISS ``MaybeOwnedVector`` own its data, with room for ``capacity`` items.
+
+    A memory-mapped vector is copied a block at a time into a buffer allocated once at
+    its final size, and each block's mapped pages are let go after the copy, so the
+    process holds one copy and not two (read in, then doubled on the first add).
+    """
+    import faiss
+
+    size = vector.size()
+    capacity = max(capacity, size)
+    if vector.is_owned and size == capacity:
+        return
+    fresh = empty
+    fresh.resize(capacity)  # from empty: exactly this capacity
+    if size:
+        dst = faiss.rev_swig_ptr(fresh.data(), capacity)
+        src = faiss.rev_swig_ptr(vector.data(), size)
+        step = max(1, (64 << 20) // np.dtype(np_type).itemsize)
+        for at in range(0, size, step):
+            end = min(at + step, size)
+            dst[at:end] = src[at:end]
+            if not vector.is_owned:
+                _drop_pages(src[at:end])
+        del dst, src
+    fresh.resize(size)  # keeps the capacity
+    vector.is_owned = True
+    vector.owned_data.swap(fresh)
+    vector.resize(size)  # points the vector at its owned data
+
+
+def _read_growable(path: Path, total: int) -> Any:
+    """Read an index to add rows to, with room for ``total`` rows allocated once.
+
+    Read plainly, its vectors and graph links would be held at their exact size, and the
+    first add would copy them into buffers of twice the size (3 GB at 1M 384-d rows for
+    1.7 GB of index). Memory-mapped and copied into final-size buffers instead, the
+    process holds about the final index.
+    """
+    import faiss
+
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+    hnsw = index.hnsw if isinstance(index, faiss.IndexHNSW) else None
+    storage = faiss.downcast_index(index.storage) if hnsw is not None else index
+    total = max(total, index.ntotal)
+    _own(storage.codes, faiss.UInt8Vector(), total * storage.code_size, np.uint8)
+    if hnsw is not None:
+        _own(hnsw.neighbors, faiss.Int32Vector(), _links_for(hnsw, total), np.int32)
+    return index
 
 
 def build(
@@ -143,7 +216,7 @@ def build(
     import faiss
 
     if base is not None:
-        index = faiss.read_index(str(base))
+        index = _read_growable(base, total)
         skip = index.ntotal
     else:
         index = _new(kind, dim)
