@@ -129,6 +129,11 @@ def _vidrag_index(path: Path, system: str, query_threads: int = 1):
 
 
 def build_vidrag(path: Path, system: str, dataset: str, n: int) -> dict:
+    ef = os.environ.get("VIDRAG_BENCH_EF_CONSTRUCTION")
+    if ef:  # a memory-only run: the graph's size depends on M, not on the build beam
+        from vidrag_kernel.index import dense
+
+        dense.HNSW_EF_CONSTRUCTION = int(ef)
     index = _vidrag_index(path, system)
     gen = 0.0
     t0 = time.perf_counter()
@@ -367,6 +372,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--child-build", help=argparse.SUPPRESS)
     parser.add_argument("--child-query", help=argparse.SUPPRESS)
     parser.add_argument("--child-commit", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build, disk, peak RSS and vidrag's one-video commit; no queries (no recall, no latency)",
+    )
+    parser.add_argument(
+        "--ef-construction",
+        type=int,
+        help="vidrag's HNSW build beam for a memory-only run (with --build-only): the index's "
+        "size and the writer's memory do not depend on it, its build time and recall do",
+    )
     parser.add_argument("--save-as", default="peers", help="results/<name>.json (saved after every run)")
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
@@ -375,6 +391,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    if args.ef_construction:  # read by vidrag's build children
+        os.environ["VIDRAG_BENCH_EF_CONSTRUCTION"] = str(args.ef_construction)
     if args.child_truth:
         print(json.dumps(truth_child(Path(args.child_truth), args.dataset, args.n)))
         return {}
@@ -398,7 +416,8 @@ def main(argv: list[str] | None = None) -> dict:
         for dataset in args.datasets:
             with tempfile.TemporaryDirectory(dir=os.environ.get("VIDRAG_BENCH_TMP")) as tmp:
                 work = Path(tmp)
-                _run(sys.executable, ["--child-truth", str(work), "--dataset", dataset, "--n", str(n)])
+                if not args.build_only:
+                    _run(sys.executable, ["--child-truth", str(work), "--dataset", dataset, "--n", str(n)])
                 for system in args.systems:
                     if system == "qdrant" and n > QDRANT_LOCAL_MAX:
                         print(f"qdrant-client local mode skipped at {n:,} (above {QDRANT_LOCAL_MAX:,})")
@@ -408,12 +427,16 @@ def main(argv: list[str] | None = None) -> dict:
                     t0 = time.perf_counter()
                     built = _run(_python_for(system), ["--child-build", str(store), *common])
                     built.setdefault("disk_mib", disk_mib(store))
-                    queried = _run(
-                        _python_for(system), ["--child-query", str(store), "--work", str(work), *common]
-                    )
+                    queried = {}
+                    if not args.build_only:
+                        args_q = ["--child-query", str(store), "--work", str(work), *common]
+                        queried = _run(_python_for(system), args_q)
                     run = {"system": system, "dataset": dataset, "n": n, **built, **queried}
+                    if args.ef_construction:
+                        run["ef_construction"] = args.ef_construction
                     if system.startswith("vidrag"):
-                        run["threads"] = _thread_runs(store, work, common)
+                        if not args.build_only:
+                            run["threads"] = _thread_runs(store, work, common)
                         run.update(_run(sys.executable, ["--child-commit", str(store), *common]))
                     run["wall_s"] = round(time.perf_counter() - t0, 1)
                     run["build_s"] = round(run["build_s"], 1)
@@ -463,7 +486,7 @@ def _print(n: int, dataset: str, runs: list[dict], versions: dict) -> None:
             row[f"{s}_p50"] = r[f"{s}_p50_ms"]
             row[f"{s}_p95"] = r[f"{s}_p95_ms"]
             row[f"{s}_recall@10"] = r[f"{s}_recall"]
-        row["query_RSS_MB"] = r["query_peak_rss_mib"]
+        row["query_RSS_MB"] = r.get("query_peak_rss_mib")
         rows.append(row)
     title = f"peers: {n:,} vectors, {dataset} ({', '.join(f'{k} {v}' for k, v in versions.items())})"
     table(title, rows)
@@ -484,7 +507,7 @@ def _print(n: int, dataset: str, runs: list[dict], versions: dict) -> None:
     for v in ours:
         print(f"{LABELS[v['system']]}: one-video commit (100 chunks) {v['commit_100_s']} s")
     thread_rows = []
-    for v in ours:
+    for v in ours if sets else []:
         variants = {"omp1_c1": {k: v[k] for k in v if k.endswith("_ms")}, **v.get("threads", {})}
         for name, figures in variants.items():
             row = {"system": LABELS[v["system"]], "threads/search": name[3], "callers": name.split("_c")[1]}
