@@ -51,7 +51,11 @@ counts the base's document frequencies. A delta past ``DELTA_FRACTION`` of the b
 into one new base. Smaller indexes are rewritten by every commit. Pure additions to an
 HNSW base extend a copy of its graph; a merge that drops rows rebuilds it (about 4-5
 minutes per million 384-d rows on 2 cores). Rows are read back and added to FAISS
-``BATCH`` at a time, and BM25 is built from the texts file in batches.
+``BATCH`` at a time, and BM25 is built from the texts file in batches. A new FAISS
+index allocates its vectors and graph once at their final size, and a grown base is
+memory-mapped and copied into such buffers (FAISS's own growth doubles and copies, which
+held two copies of the vectors at once), so a writer holds about one index: at 1M 384-d
+rows, 1.5 GB of vectors and 0.25 GB of graph.
 
 A writer's ``reset()`` starts the new generation from nothing, so that it may hold
 vectors of another dimension (re-embedding a collection with another model); otherwise
@@ -60,7 +64,8 @@ added vectors must have the dimension of the rows already there.
 Reads: ``CollectionIndex.reader()`` opens the segments the manifest names, memory-
 mapping the FAISS vectors (``IO_FLAG_MMAP_IFC``; only the HNSW graph, about 0.3 KiB a row,
 is read into memory), the BM25 matrix and the ids, and keeps using them until the
-caller asks for a new reader. Open segments are shared by the readers of every
+caller asks for a new reader. One search runs on ``query_threads`` OpenMP threads
+(default 1: a service answers many users at once). Open segments are shared by the readers of every
 generation that uses them. Writers delete a generation only when it is two behind;
 on POSIX a deleted generation stays readable through the mappings of readers that hold it. Readers of a generation are
 cached per process (keyed by the manifest's ``uid``), so asking for a reader per query
