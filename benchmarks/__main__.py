@@ -1,11 +1,11 @@
-"""Run every benchmark: ``python -m benchmarks [ingest|retrieval|answer ...]``."""
+"""Run every benchmark: ``python -m benchmarks [ingest|retrieval|answer|batch ...]``."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-ALL = ["ingest", "retrieval", "answer"]
+ALL = ["ingest", "retrieval", "answer", "batch"]
 
 
 def main(argv: list[str]) -> int:

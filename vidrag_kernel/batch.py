@@ -5,7 +5,7 @@
             ──► prepare per video (fetch, transcribe, chunk, embed):
                   ""          in this process, one after another
                   "local:N"   a LocalCluster of N processes, one thread each
-                  "tcp://…"   an existing Dask scheduler ("gateway": dask-gateway)
+                  "tcp://…"   an existing Dask scheduler ("gateway:N": dask-gateway)
             ──► commit each video as it arrives, here: this process is the collection's
                 one writer, so no worker ever touches the catalog or the index
             ──► BatchSummary (added, skipped, failed with stage and reason, stopped)
@@ -132,7 +132,7 @@ def run_batch(
     if new) or "shared" (the vidrag service ingests; the collection must exist there).
     ``dask_address``: "" prepares videos here one after another; "local:N" on a
     LocalCluster of N worker processes; "tcp://host:port" on an existing scheduler;
-    "gateway" on a new dask-gateway cluster. ``progress`` gets the kernel's
+    "gateway:N" on a new dask-gateway cluster of N workers. ``progress`` gets the kernel's
     ``ProgressEvent`` per video and stage (``tqdm_progress()`` draws them).
     """
     if library not in LIBRARIES:

@@ -3,9 +3,9 @@
 Imported only when a batch fans out (``vidrag_kernel.batch`` with a ``dask_address``),
 so ``import vidrag_kernel`` never needs distributed (it comes with ``vidrag[hub]``).
 
-    cluster_client("local:2")  ──► LocalCluster of 2 processes, one thread each
-    cluster_client("tcp://…")  ──► an existing scheduler
-    cluster_client("gateway")  ──► a new dask-gateway cluster (configured by dask config)
+    Cluster("local:2")    ──► a LocalCluster of 2 processes, one thread each
+    Cluster("tcp://…")    ──► an existing scheduler
+    Cluster("gateway:N")  ──► a new dask-gateway cluster of N workers (dask config)
 
 Workers get everything a task needs as arguments and never open the catalog; they send
 their stage changes back as Dask events on ``TOPIC``.
@@ -107,7 +107,7 @@ def worker_settings(settings: Settings, n_workers: int) -> Settings:
 
 
 def parse_address(address: str) -> tuple[str, Any]:
-    """("local", n_workers) | ("scheduler", address) | ("gateway", options) for an address
+    """("local", n_workers) | ("scheduler", address) | ("gateway", n_workers) for an address
     setting, or ``InvalidInput`` naming the accepted forms."""
     address = (address or "").strip()
     if address.startswith("local:"):
@@ -120,10 +120,16 @@ def parse_address(address: str) -> tuple[str, Any]:
         return "local", n
     if address.startswith(("tcp://", "tls://", "inproc://")):
         return "scheduler", address
-    if address == "gateway" or address.startswith(("gateway://", "gateway+")):
-        return "gateway", address
+    if address == "gateway" or address.startswith("gateway:"):
+        try:
+            n = int(address.split(":", 1)[1]) if ":" in address else 2
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise InvalidInput(f"dask_address {address!r}: 'gateway:N' needs a worker count of 1 or more")
+        return "gateway", n
     raise InvalidInput(
-        f"dask_address {address!r} is not one of: '' (serial), 'local:N', 'tcp://host:port', 'gateway'"
+        f"dask_address {address!r} is not one of: '' (serial), 'local:N', 'tcp://host:port', 'gateway[:N]'"
     )
 
 
@@ -161,10 +167,9 @@ class Cluster:
             # address, auth (jupyterhub) and cluster options come from dask's config
             # (gateway.address, gateway.auth.type): see hub_config/README.md
             self.cluster = Gateway().new_cluster()
-            workers = int(os.environ.get("VIDRAG_GATEWAY_WORKERS", "2"))
-            self.cluster.scale(workers)
+            self.cluster.scale(value)
             self.client = self.cluster.get_client()
-            self.n_workers = workers
+            self.n_workers = value
 
     def close(self) -> None:
         try:

@@ -32,9 +32,10 @@ from .catalog import Conversation, Message, Video
 
 #: the fewest distinct askers a shown group may have
 MIN_GROUP = 5
-#: cosine similarity a question needs with a topic's centre to join it (all-MiniLM-L6-v2:
-#: paraphrases of one question score 0.6-0.9, questions on one lecture topic 0.4-0.7)
-TOPIC_SIMILARITY = 0.5
+#: average cosine similarity between the questions of one topic (all-MiniLM-L6-v2:
+#: paraphrases of one question score 0.6-0.9, questions on one lecture topic 0.4-0.7,
+#: unrelated questions below 0.2)
+TOPIC_SIMILARITY = 0.4
 #: stretches each video's timeline is cut into for the cited-moments heatmap
 TIMELINE_BINS = 24
 _WORD = re.compile(r"[a-z][a-z']{2,}")
@@ -221,21 +222,20 @@ def _terms(texts: Sequence[str], background: Counter, n: int = 4) -> list[str]:
 
 
 def _topics(questions: Sequence[Question], embed, min_group: int) -> tuple[dict, dict]:
-    """Greedy clusters of question embeddings (in the order asked: deterministic)."""
+    """Clusters of question embeddings (average linkage on cosine distance: deterministic,
+    and a topic is not split by the order its questions came in)."""
     vectors = np.asarray(embed([q.text for q in questions]), dtype=np.float32)
-    centres: list[np.ndarray] = []
-    members: list[list[int]] = []
-    for i, v in enumerate(vectors):
-        if centres:
-            sims = np.stack(centres) @ v
-            j = int(np.argmax(sims))
-            if sims[j] >= TOPIC_SIMILARITY:
-                members[j].append(i)
-                centre = vectors[members[j]].mean(axis=0)
-                centres[j] = centre / (np.linalg.norm(centre) or 1.0)
-                continue
-        centres.append(v / (np.linalg.norm(v) or 1.0))
-        members.append([i])
+    if len(questions) > 1:
+        from scipy.cluster.hierarchy import fcluster, linkage  # scipy comes with sentence-transformers
+
+        labels = fcluster(linkage(vectors, "average", metric="cosine"), 1.0 - TOPIC_SIMILARITY, "distance")
+    else:
+        labels = np.ones(len(questions), dtype=int)
+    members = [list(np.flatnonzero(labels == label)) for label in sorted(set(labels.tolist()))]
+    centres = []
+    for idx in members:
+        centre = vectors[idx].mean(axis=0)
+        centres.append(centre / (np.linalg.norm(centre) or 1.0))
     background = Counter(w for q in questions for w in set(_WORD.findall(q.text.lower())))
     groups, hidden = [], 0
     unanswered_groups, unanswered_hidden = [], 0
