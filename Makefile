@@ -31,7 +31,7 @@ $(BIN)/python:
 # torch first and pinned: 2.13.0 is the CPU build on this disk; anything else pulls CUDA.
 $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,hub,dashboards,postgres]'
+	$(BIN)/pip install --quiet -e '.[dev,hub,dashboards,postgres,multilingual]'
 	@touch $@
 
 $(NODE_STAMP): package.json

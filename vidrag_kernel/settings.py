@@ -56,14 +56,16 @@ class Settings:
     # transcribe
     #: VIDRAG_TRANSCRIBER: speech recognition engine: faster-whisper or whisperx.
     transcriber: str = "faster-whisper"
-    #: VIDRAG_WHISPER_MODEL: model name or path; default the bundled tiny.en.
+    #: VIDRAG_WHISPER_MODEL: tiny.en (bundled, the default), base (multilingual, the
+    #: ``multilingual`` extra), a faster-whisper model name, or a model directory.
     whisper_model: str | None = None
     #: VIDRAG_WHISPER_COMPUTE_TYPE: CTranslate2 compute type.
     whisper_compute_type: str = "int8"
     #: VIDRAG_WHISPER_BEAM_SIZE: beam size (1 = greedy, fastest).
     whisper_beam_size: int = 1
-    #: VIDRAG_WHISPER_LANGUAGE: spoken language ("" = detect).
-    whisper_language: str = "en"
+    #: VIDRAG_WHISPER_LANGUAGE: spoken language code, or auto: a multilingual model
+    #: detects it (an English-only model decodes English).
+    whisper_language: str = "auto"
     #: VIDRAG_WHISPER_THREADS: CPU threads (0 = all cores).
     whisper_threads: int = 0
     #: VIDRAG_WHISPER_BATCH_SIZE: batched inference size (0 = sequential decoding).

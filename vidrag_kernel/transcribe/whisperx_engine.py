@@ -16,7 +16,8 @@ from ..errors import MissingDependency, ModelError
 from ..progress import Reporter
 from ..records import Segment, Transcript, Word
 from ..settings import Settings
-from .faster import default_model_path
+from .faster import spoken_language
+from .models import resolve
 
 
 class WhisperXTranscriber:
@@ -35,10 +36,10 @@ class WhisperXTranscriber:
         st = self.settings
         try:
             model = whisperx.load_model(
-                st.whisper_model or default_model_path(),
+                resolve(st.whisper_model),
                 "cpu",
                 compute_type=st.whisper_compute_type,
-                language=st.whisper_language or None,
+                language=spoken_language(st),
                 threads=st.whisper_threads or 4,
             )
             samples = whisperx.load_audio(str(audio))
