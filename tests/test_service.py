@@ -552,6 +552,28 @@ def test_a_viewer_gets_the_answer_streamed_as_server_sent_events(app, client, to
     )
 
 
+def test_class_insights_are_aggregates_of_five_askers_and_name_nobody(app, client, tokens, video):
+    import json
+
+    world = make_world(app, None, video)
+    question = "What are the three topics of this lecture?"
+    url = f"collections/{world.id}/insights"
+    for n, name in enumerate(["alice", "bob", "carol", "dave", "ada"], 1):
+        asked = call(client, tokens[name], "POST", f"collections/{world.id}/ask", json={"question": question})
+        assert asked.status_code == 200, asked.text
+        data = call(client, tokens["bob"], "GET", url).json()
+        if n < 5:  # fewer than five students: nothing is shown, not even how many asked
+            assert data["askers"] is None and data["topics"]["groups"] == []
+            assert all(c == 0 for m in data["moments"] for c in m["citations"])
+    assert data["askers"] == 5 and data["questions"] == 5 and data["local_fallback"] is False
+    (topic,) = data["topics"]["groups"]
+    assert topic["questions"] == 5 and topic["example"] == question
+    assert max(data["moments"][0]["citations"]) == 5 and data["moments"][0]["video_id"] == video
+    assert not any(f'"{name}"' in json.dumps(data) for name in USERS)
+    # the figures describe classmates: a viewer (a student) may not see them
+    assert call(client, tokens["carol"], "GET", url).status_code == 403
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     """The value of one sample of a Prometheus text exposition (0 when absent)."""
     from prometheus_client.parser import text_string_to_metric_families
