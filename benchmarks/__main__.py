@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["ingest", "retrieval", "answer", "batch"]
+ALL = ["ingest", "retrieval", "answer", "batch", "quotas"]
 
 
 def main(argv: list[str]) -> int:

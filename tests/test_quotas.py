@@ -363,3 +363,100 @@ def test_plans_from_jupyterhub_config_reach_the_service(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="VIDRAG_ENTERPRISE_PLANS"):
         load_config(monkeypatch, tmp_path, VIDRAG_DEMO_PASSWORD="long-enough-password",
                     VIDRAG_SERVICE_ENABLED="true", VIDRAG_ENTERPRISE_PLANS='{"acme": {"videos": -1}}')  # fmt: skip
+
+
+# ------------------------------------------------------------ through the real service
+@pytest.mark.hub
+@pytest.mark.slow
+def test_the_429_through_the_service_and_nothing_stored_is_hidden(tmp_path, media_server):
+    from fastapi.testclient import TestClient
+    from vidrag_hub import sharing
+    from vidrag_hub.app import make_app
+
+    from tests.support.service import ServiceHub
+    from vidrag_kernel.catalog import Collection
+    from vidrag_kernel.shared import ServiceClient
+
+    hub = ServiceHub(tmp_path / "hub")
+    hub.hub.start(timeout=240)  # a loaded 2-core machine starts a hub slowly
+    try:
+        for name in ("alice", "bob", "ada"):
+            hub.user(name)
+        tokens = {name: hub.token(name) for name in ("alice", "bob", "ada")}
+        free = {"videos": 5, "minutes": 600, "messages": 2, "storage_gb": 1}
+        app = make_app(hub.settings(tmp_path / "shared", plans={"plans": {"free": free}}))
+        service = app.state.service
+        lib = service.library(HubUser("alice"))
+        cid = lib.collections.create("Algorithms").id
+        done = lib.ingest(media_server.url("lecture.html"), cid, captions="only")
+        assert done[0].status == "done", done[0].error
+        with service.catalog.session() as s:
+            sharing.grant(s, s.get(Collection, cid), "user", "bob", "viewer", "alice")
+
+        with TestClient(app, raise_server_exceptions=False) as client:
+
+            def call(who, method, path, **kwargs):
+                headers = {"Authorization": f"token {tokens[who]}"}
+                return client.request(method, f"/services/vidrag/api/{path}", headers=headers, **kwargs)
+
+            question = {"question": "What is binary search?"}
+            for _ in range(2):
+                assert call("bob", "POST", f"collections/{cid}/ask", json=question).status_code == 200
+            refused = call("bob", "POST", f"collections/{cid}/ask", json=question)
+            assert refused.status_code == 429
+            body = refused.json()
+            assert set(body) == {"error", "status", "message", *QuotaExceeded.FIELDS}
+            assert body["error"] == "quota_exceeded" and body["metric"] == "messages"
+            assert (body["limit"], body["used"], body["reserved"]) == (2, 2, 0)
+            resets = datetime.fromisoformat(body["resets_at"])
+            assert resets == plans.period_bounds(None)[1] and body["upgrade"] is None  # billing is off
+            sentence = body["message"]
+            assert sentence.startswith("You have used 2 of 2 chat messages on the Free plan")
+            assert f"reset on {resets:%Y-%m-%d}" in sentence and sentence.count(". ") == 1  # then the way out
+            assert "administrator" in sentence
+            assert call("bob", "POST", f"collections/{cid}/ask/stream", json=question).status_code == 429
+
+            # nothing stored is hidden: videos, transcripts, search and his conversations
+            videos = call("bob", "GET", f"collections/{cid}/videos").json()
+            assert [v["id"] for v in videos] == [done[0].video_id]
+            transcript = call("bob", "GET", f"collections/{cid}/videos/{done[0].video_id}/transcript")
+            assert transcript.status_code == 200 and "binary" in transcript.json()["text"].lower()
+            assert call("bob", "POST", f"collections/{cid}/search", json={"query": "binary search"}).json()
+            assert len(call("bob", "GET", "conversations").json()) == 2
+            # messages count against the asker: the owner still asks
+            assert call("alice", "POST", f"collections/{cid}/ask", json=question).status_code == 200
+
+            usage = call("bob", "GET", "usage").json()
+            assert usage["plan"]["name"] == "free" and usage["billing"] == {"enabled": False}
+            assert usage["metrics"]["messages"] == {
+                "used": 2, "reserved": 0, "limit": 2, "unit": "messages", "resets": True
+            }  # fmt: skip
+            assert usage["resets_at"] == body["resets_at"]
+            alice = call("alice", "GET", "usage").json()
+            assert alice["metrics"]["videos"]["used"] == 0  # a kernel-side ingest is not the service's
+
+            # the kernel's client raises the same error, figures and sentence included
+            client_api = ServiceClient("http://testserver/services/vidrag/api/", tokens["bob"], http=client)
+            with pytest.raises(QuotaExceeded) as raised:
+                client_api.call("POST", f"collections/{cid}/ask", json=question)
+            assert raised.value.limit == 2 and raised.value.metric == "messages"
+            assert raised.value.message == f"vidrag service: {sentence}"
+
+            # an admin puts bob on Pro by hand (audited); only admins may
+            assert call("bob", "PUT", "admin/plans/bob", json={"plan": "pro"}).status_code == 403
+            assert call("bob", "GET", "admin/usage").status_code == 403
+            moved = call("ada", "PUT", "admin/plans/bob", json={"plan": "pro", "note": "course TA"})
+            assert moved.status_code == 200 and moved.json()["plan"]["name"] == "pro"
+            assert call("ada", "PUT", "admin/plans/bob", json={"plan": "gold"}).status_code == 400
+            assert call("bob", "POST", f"collections/{cid}/ask", json=question).status_code == 200
+            history = call("bob", "GET", "usage/history").json()
+            assert history["plan_changes"][0] | {"at": None} == {
+                "user": "bob", "old_plan": "free", "new_plan": "pro", "source": "admin", "actor": "ada",
+                "note": "course TA", "at": None,
+            }  # fmt: skip
+            assert [e["kind"] for e in history["events"]][:2] == ["commit", "reserve"]
+            everyone = {row["user"]: row for row in call("ada", "GET", "admin/usage").json()}
+            assert everyone["bob"]["metrics"]["messages"]["used"] == 3
+            assert everyone["alice"]["metrics"]["messages"]["used"] == 1
+    finally:
+        assert hub.stop() == []

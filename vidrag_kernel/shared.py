@@ -90,11 +90,16 @@ class ServiceClient:
         except httpx.HTTPError as exc:
             raise FetchFailed(f"The vidrag service could not be reached ({type(exc).__name__})") from exc
         if r.status_code >= 400:
+            body = None
             try:
                 body = r.json()
                 message = str(body.get("message") or body)
             except ValueError:
                 message = r.text[:300] or r.reason_phrase
+            if r.status_code == 429 and isinstance(body, dict):
+                # a quota's figures travel with it: limit, usage, reset time and upgrade path
+                figures = {name: body.get(name) for name in QuotaExceeded.FIELDS}
+                raise QuotaExceeded(f"vidrag service: {message}", **figures)
             cls = _ERRORS.get(r.status_code, VidragError)
             raise cls(f"vidrag service: {message}", status=r.status_code)
         return r.json() if r.content else None
