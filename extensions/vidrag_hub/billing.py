@@ -188,7 +188,7 @@ class BillingConfig:
 class BillingProvider(Protocol):
     """What the service asks of a billing backend (``Service.billing``)."""
 
-    def status(self, user: str) -> dict:
+    def status(self, user: Any) -> dict:
         """The user's billing state for ``GET api/usage`` (``{"enabled": true, ...}``)."""
 
     def checkout(self, user: str, plan: str | None, return_url: str) -> dict:
@@ -499,8 +499,10 @@ class StripeBilling:
         return {"user": user, "subscription": subscription_id, "outcome": outcome}
 
     # ---------------------------------------------------------------- user-facing API
-    def status(self, user: str) -> dict:
-        """The billing part of ``GET api/usage``: plan, subscription, what the user may do."""
+    def status(self, user: Any) -> dict:
+        """The billing part of ``GET api/usage``: plan, subscription, what the user may do
+        (``user`` is a name or a ``HubUser``)."""
+        user = getattr(user, "name", user)
         self.settle(user)
         now = self.clock()
         with self.database().session() as s:

@@ -8,6 +8,7 @@ With billing off (no ``STRIPE_API_KEY``) all three answer 409 ``billing_off``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
@@ -40,10 +41,20 @@ def _return_url(request: Request, given: str | None, prefix: str) -> str:
     return given
 
 
+def provider_from_env(service, environ: Mapping[str, str] | None = None):
+    """The service's billing provider as the environment configures it (None: billing off),
+    on the service's catalog and its configured plans."""
+    return from_env(
+        lambda: service.catalog,
+        environ,
+        book=lambda: getattr(getattr(service, "quotas", None), "book", None),
+    )
+
+
 def router(service) -> APIRouter:
     """The billing routes; sets ``service.billing`` from the environment if nobody has."""
     if getattr(service, "billing", None) is None:
-        service.billing = from_env(lambda: service.catalog)
+        service.billing = provider_from_env(service)
     prefix = service.settings.prefix
     api = prefix + "api"
     routes = APIRouter()
