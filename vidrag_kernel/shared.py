@@ -518,6 +518,10 @@ class ServiceLibrary:
         self.sharing = Sharing(self._client, self.collections)
         self.videos = SharedVideos(self._client, self.collections)
         self.jobs = SharedJobs(self._client)
+        from .usage import Usage
+
+        #: plans, usage and billing (``vidrag_kernel.usage``): ``wb.service.usage()``
+        self.usage = Usage(self._client)
         self.conversations = SharedConversations(self._client)
         from .schedules import Schedules
 
