@@ -8,18 +8,19 @@ reached through FastAPI's TestClient, an httpx client), real catalog and index."
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 from fastapi.testclient import TestClient
 from vidrag_hub.app import make_app
 from vidrag_hub.auth import HubUser
 
+from tests.support.media_server import MediaServer
 from tests.support.service import ServiceHub
 from tests.support.settings import make_settings
 from vidrag_kernel import Workbench
 from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound, VidragError
-from vidrag_kernel.shared import ServiceLibrary, api_base
+from vidrag_kernel.ingest import IngestResult
+from vidrag_kernel.shared import ServiceLibrary, api_base, parse_events
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
@@ -27,10 +28,11 @@ pytestmark = [pytest.mark.hub, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, media_server):
     hub = ServiceHub(tmp_path_factory.mktemp("shared-hub")).start()
-    for name in ("ada", "sam", "kim", "lee"):
+    for name in ("ada", "sam", "kim", "lee", "max"):
         hub.user(name)
     hub.group("instructors", ["ada"])
-    app = make_app(hub.settings(tmp_path_factory.mktemp("shared-root")))
+    # on the Pro plan: these tests ingest more videos than the Free plan's two
+    app = make_app(hub.settings(tmp_path_factory.mktemp("shared-root"), plans={"default_plan": "pro"}))
     with TestClient(app, raise_server_exceptions=False) as http:
         # the instructor's course, with the captioned test lecture (no whisper needed)
         lib = app.state.service.library(HubUser("ada", groups=frozenset({"instructors"})))
@@ -87,7 +89,9 @@ def test_someone_without_a_grant_does_not_see_the_course(service, tmp_path):
         kim.search("chlorophyll", "Biology 101")
 
 
-def test_an_editor_ingests_into_a_shared_course_on_the_services_dask_workers(service, tmp_path, media_server):
+def test_an_editor_ingests_into_a_shared_course_on_the_services_dask_workers(
+    service, tmp_path, media_server, media_root
+):
     """Workbench → service → a Dask worker transcribes → the service commits → searchable."""
     app = service[3]
     runner = app.state.service.ingest_workers()
@@ -98,15 +102,43 @@ def test_an_editor_ingests_into_a_shared_course_on_the_services_dask_workers(ser
         ada.collections.create("Chemistry", library="shared")
         ada.libraries.named("shared").collections.share("Chemistry", user="lee", role="editor")
         lee = workbench(service, tmp_path, "lee")
-        [queued] = lee.ingest(media_server.url("lecture.webm"), "Chemistry", captions="never")
-        assert queued.status == "queued" and queued.job_id
-        deadline = time.monotonic() + 240
-        while (state := runner.status(queued.job_id))["state"] not in ("done", "failed"):
-            assert time.monotonic() < deadline, state
-            time.sleep(0.5)
-        assert state["state"] == "done" and state["transcript_source"] == "asr", state
+        events: list = []
+        # the call waits for the service's job, following its progress events
+        [result] = lee.ingest(
+            media_server.url("lecture.webm"), "Chemistry", captions="never", progress=events.append
+        )
+        assert result.status == "done" and result.source == "asr", result
+        assert (
+            result.video_id and result.chunk_count > 0 and result.duration and "transcribe" in result.timings
+        )
+        assert runner.status(result.job_id)["video_id"] == result.video_id
+        stages = [e.stage for e in events]
+        assert stages[-1] == "done" and "transcribing" in stages, stages
+        order = ["queued", "fetching", "transcribing", "chunking", "embedding", "indexing", "done"]
+        walked = list(dict.fromkeys(stages))
+        assert walked == [s for s in order if s in walked], walked
+        assert events[-1].video_id == result.video_id and events[-1].fraction == 1.0
+        assert isinstance(result, IngestResult)  # the same result a local ingest returns
         hits = lee.search("binary search halves the range", "Chemistry", k=1)
         assert hits and "binary" in hits[0].text.lower()
+
+        # an editor removed while their job waits: the commit checks again and adds nothing
+        ada.libraries.named("shared").collections.share("Chemistry", user="max", role="editor")
+        slow = MediaServer(media_root, delay=1.0)  # a new address: a new video, fetched slowly
+        try:
+            max_ = workbench(service, tmp_path, "max").libraries.named("shared")
+            # wait=False: back at once, queued, with the job's id
+            [waiting] = max_.ingest(slow.url("lecture.html"), "Chemistry", captions="only", wait=False)
+            assert waiting.status == "queued" and waiting.job_id
+            ada.service.sharing.revoke("Chemistry", user="max")
+            final = ada.service.follow(waiting.job_id, timeout=120)
+        finally:
+            slow.stop()
+        assert final.status == "failed" and final.error_kind == "forbidden", final
+        assert "max" in final.error and "may no longer edit 'Chemistry'" in final.error
+        assert "Nothing was added" in final.error
+        assert final.video_id not in {v.id for v in ada.videos.list("Chemistry")}
+        assert len(ada.videos.list("Chemistry")) == 1
         # the job ran as lee's, and a local path is refused by the service whoever sends it
         with pytest.raises(Forbidden):
             lee.ingest("/etc/passwd", "Chemistry")
@@ -181,3 +213,78 @@ def test_sharing_through_the_workbench_members_roles_ownership_invites_and_links
     kim.leave("Physics")
     with pytest.raises(NotFound):
         kim.members("Physics")
+
+
+def test_answers_stream_piece_by_piece_from_the_service(service, tmp_path):
+    from vidrag_kernel.answer.types import Answer
+
+    ada = workbench(service, tmp_path, "ada")
+    items = list(ada.ask_stream("What do plants capture sunlight with?", "Biology 101"))
+    pieces, answer = items[:-1], items[-1]
+    assert isinstance(answer, Answer) and answer.citations and answer.conversation_id
+    assert len(pieces) > 1 and all(isinstance(p, str) for p in pieces)
+    assert "chlorophyll" in "".join(pieces).lower() and "chlorophyll" in answer.text.lower()
+    # a refusal before any text is the service's error, not a broken stream
+    with pytest.raises(NotFound):
+        list(ada.ask_stream("anything?", conversation="no-such-conversation"))
+
+
+def test_the_sse_parser_follows_the_standard():
+    lines = [": keep-alive", "", "event: answer", 'data: {"a":', "data: 1}", "", 'data: {"text": "x"}']
+    assert list(parse_events(lines)) == [("answer", {"a": 1}), (None, {"text": "x"})]
+
+
+def test_conversations_on_a_shared_course_are_the_members_own(service, tmp_path):
+    ada = workbench(service, tmp_path, "ada")
+    ada.libraries.named("shared").collections.share("Biology 101", user="max")
+    max_ = workbench(service, tmp_path, "max")
+    asked = max_.ask("What do plants capture sunlight with?", "Biology 101")
+    max_.ask("And what do they release?", conversation=asked.conversation_id)
+
+    listed = max_.conversations.list("Biology 101")
+    assert [c.id for c in listed] == [asked.conversation_id] and listed[0].message_count == 4
+    talk = max_.conversations.get(asked.conversation_id)
+    assert talk.collection_name == "Biology 101" and [m.role for m in talk.messages][:2] == [
+        "user",
+        "assistant",
+    ]
+    assert (
+        talk.messages[1].citations and talk.messages[1].citations[0].video_id == asked.citations[0].video_id
+    )
+    assert talk.created_at is not None and "chlorophyll" in max_.conversations.export(talk.id).lower()
+    assert max_.conversations.rename(talk.id, "Photosynthesis").title == "Photosynthesis"
+
+    # a fresh session (a new kernel) finds it through the service and continues it
+    again = workbench(service, tmp_path, "max")
+    assert again.ask("Where does it happen?", conversation=talk.id).conversation_id == talk.id
+    # nobody else sees it, not even the collection's owner (a hub admin)
+    assert talk.id not in [c.id for c in ada.conversations.list()]
+    with pytest.raises(NotFound):
+        ada.conversations.get(talk.id)
+    with pytest.raises(NotFound):
+        ada.conversations.delete(talk.id)
+    # a member who leaves no longer reads it
+    max_.service.sharing.leave("Biology 101")
+    assert max_.conversations.list() == []
+    with pytest.raises(NotFound):
+        max_.conversations.get(talk.id)
+    ada.libraries.named("shared").collections.share("Biology 101", user="max")
+    max_.conversations.delete(talk.id)
+    assert max_.conversations.list() == []
+
+
+def test_a_video_names_only_the_collections_its_viewer_may_see(service, tmp_path):
+    _, _, video_id, app = service
+    owner = app.state.service.library(HubUser("ada", groups=frozenset({"instructors"})))
+    staff = owner.collections.create("Staff room (private)")
+    owner.videos.add_to(staff.id, video_id)
+    ada = workbench(service, tmp_path, "ada")
+    ada.libraries.named("shared").collections.share("Biology 101", user="lee")
+    lee = workbench(service, tmp_path, "lee")
+
+    assert "Staff room (private)" in owner.videos.get(video_id).collections
+    for info in (lee.videos.get(video_id), *lee.videos.list("Biology 101")):
+        assert "Staff room (private)" not in info.collections and "Biology 101" in info.collections
+    # the kernel's own answer for that viewer, without the HTTP layer in between
+    viewer = app.state.service.library(HubUser("lee"))
+    assert viewer.videos.get(video_id).collections == ["Biology 101"]

@@ -19,10 +19,12 @@ as the same error types here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .collections import CollectionInfo
+from .conversations import ConversationInfo, MessageInfo
 from .errors import (
     Conflict,
     FetchFailed,
@@ -83,6 +85,7 @@ class ServiceClient:
         self._http.close()
 
     def call(self, method: str, path: str, **kwargs) -> Any:
+        """One JSON request; the service's refusal is raised as its ``VidragError``."""
         import httpx
 
         try:
@@ -90,19 +93,74 @@ class ServiceClient:
         except httpx.HTTPError as exc:
             raise FetchFailed(f"The vidrag service could not be reached ({type(exc).__name__})") from exc
         if r.status_code >= 400:
-            body = None
-            try:
-                body = r.json()
-                message = str(body.get("message") or body)
-            except ValueError:
-                message = r.text[:300] or r.reason_phrase
-            if r.status_code == 429 and isinstance(body, dict):
-                # a quota's figures travel with it: limit, usage, reset time and upgrade path
-                figures = {name: body.get(name) for name in QuotaExceeded.FIELDS}
-                raise QuotaExceeded(f"vidrag service: {message}", **figures)
-            cls = _ERRORS.get(r.status_code, VidragError)
-            raise cls(f"vidrag service: {message}", status=r.status_code)
+            raise _refusal(r)
         return r.json() if r.content else None
+
+    def events(self, method: str, path: str, **kwargs) -> Iterator[tuple[str | None, Any]]:
+        """Server-Sent Events of one request, as ``(event name or None, JSON data)``, each as
+        it arrives (``vidrag_hub.streams`` has the wire format). A refusal before the
+        stream starts is raised like ``call``'s; a broken connection is ``FetchFailed``."""
+        import httpx
+
+        try:
+            with self._http.stream(
+                method, self._base + path.lstrip("/"), headers=self._headers, **kwargs
+            ) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise _refusal(r)
+                yield from parse_events(r.iter_lines())
+        except httpx.HTTPError as exc:
+            raise FetchFailed(f"The vidrag service's stream broke off ({type(exc).__name__})") from exc
+
+
+def _refusal(r) -> VidragError:
+    """The ``VidragError`` a refused response stands for (its JSON message, or its text)."""
+    body = None
+    try:
+        body = r.json()
+        message = str(body.get("message") or body)
+    except ValueError:
+        message = r.text[:300] or r.reason_phrase
+    if r.status_code == 429 and isinstance(body, dict):
+        # a quota's figures travel with it: limit, usage, reset time and upgrade path
+        figures = {name: body.get(name) for name in QuotaExceeded.FIELDS}
+        return QuotaExceeded(f"vidrag service: {message}", **figures)
+    return error_from(r.status_code, message)
+
+
+def error_from(status: int, message: str) -> VidragError:
+    """The kernel's error for a status the service answered with."""
+    cls = _ERRORS.get(status, VidragError)
+    return cls(f"vidrag service: {message}", status=status)
+
+
+def parse_events(lines: Iterable[str]) -> Iterator[tuple[str | None, Any]]:
+    """``(name, data)`` for each Server-Sent Event in ``lines`` (data parsed as JSON).
+
+    Comments (``: keep-alive``) are skipped; an event ends at a blank line, and several
+    ``data:`` lines of one event are joined with newlines, as the SSE standard says."""
+    import json
+
+    name: str | None = None
+    data: list[str] = []
+    for line in lines:
+        line = line.rstrip("\r")
+        if not line:
+            if data:
+                yield name, json.loads("\n".join(data))
+            name, data = None, []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value or None
+        elif field == "data":
+            data.append(value)
+    if data:  # a last event without its blank line (the server closed right after it)
+        yield name, json.loads("\n".join(data))
 
 
 class SharedCollections:
@@ -494,16 +552,77 @@ class SharedJobs:
 
 
 class SharedConversations:
-    """Conversations on shared collections are kept by the service, private to each member."""
+    """The caller's own conversations on shared collections, kept by the service.
 
-    def __init__(self, client: ServiceClient) -> None:
+    Each member's conversations are private to them (the service shows nobody else's,
+    and none on a collection they can no longer read). A conversation there starts with
+    its first question (``wb.ask``), and the service records every turn itself."""
+
+    def __init__(self, client: ServiceClient, collections: SharedCollections) -> None:
         self._c = client
+        self._collections = collections
 
-    def list(self, collection: str | None = None) -> list:
-        return []
+    def list(self, collection: str | None = None) -> list[ConversationInfo]:
+        """The caller's conversations, most recently active first (optionally of one collection)."""
+        params = {"collection_id": self._collections.id_of(collection)} if collection is not None else None
+        return [conversation_info(d) for d in self._c.call("GET", "conversations", params=params)]
 
-    def get(self, conversation_id: str):
-        raise NotFound(f"No conversation with id {conversation_id!r}")
+    def get(self, conversation_id: str) -> ConversationInfo:
+        """One conversation with its messages, citations and traces."""
+        return conversation_info(self._c.call("GET", f"conversations/{_segment(conversation_id)}"))
+
+    def rename(self, conversation_id: str, title: str) -> ConversationInfo:
+        body = {"title": title}
+        return conversation_info(
+            self._c.call("PATCH", f"conversations/{_segment(conversation_id)}", json=body)
+        )
+
+    def delete(self, conversation_id: str) -> None:
+        self._c.call("DELETE", f"conversations/{_segment(conversation_id)}")
+
+    def export(self, conversation_id: str, fmt: str = "markdown") -> str:
+        """The conversation as Markdown or a replay notebook (made here from what the service sends)."""
+        from .exports import export_conversation
+
+        return export_conversation(self.get(conversation_id), fmt)
+
+    def history(self, conversation_id: str, limit: int) -> list[dict]:
+        """The last ``limit`` messages as ``{"role", "content"}``, oldest first."""
+        if limit <= 0:
+            return []
+        messages = self.get(conversation_id).messages[-limit:]
+        return [{"role": m.role, "content": m.content} for m in messages]
+
+    def create(self, collection=None, videos=None, title=None):
+        raise InvalidInput(
+            "A conversation on a shared collection starts with its first question: wb.ask(question, collection)"
+        )
+
+    def add_turn(self, conversation_id: str, question: str, answer) -> str:
+        raise InvalidInput("The vidrag service records the turns of shared conversations itself")
+
+
+def _when(value: str | None):
+    from datetime import datetime
+
+    return datetime.fromisoformat(value) if value else None
+
+
+def conversation_info(data: dict) -> ConversationInfo:
+    """A ``ConversationInfo`` (with its messages) from the service's JSON."""
+    from .answer.types import Citation
+
+    messages = []
+    for m in data.get("messages") or []:
+        message = _build(MessageInfo, {**m, "created_at": _when(m.get("created_at"))})
+        message.citations = [_build(Citation, c) for c in m.get("citations") or []]
+        messages.append(message)
+    info = _build(
+        ConversationInfo,
+        {**data, "created_at": _when(data.get("created_at")), "updated_at": _when(data.get("updated_at"))},
+    )
+    info.messages = messages
+    return info
 
 
 class ServiceLibrary:
@@ -522,7 +641,7 @@ class ServiceLibrary:
 
         #: plans, usage and billing (``vidrag_kernel.usage``): ``wb.service.usage()``
         self.usage = Usage(self._client)
-        self.conversations = SharedConversations(self._client)
+        self.conversations = SharedConversations(self._client, self.collections)
         from .schedules import Schedules
 
         #: scheduled batch ingests of shared collections (``vidrag_kernel.schedules``)
@@ -538,6 +657,10 @@ class ServiceLibrary:
 
     def close(self) -> None:
         self._client.close()
+
+    def me(self) -> dict:
+        """The caller as the service sees them: name, admin, groups, may_create_collections."""
+        return self._client.call("GET", "me")
 
     # -- routing questions ---------------------------------------------------------------
     def holds_collection(self, ref: str) -> bool:
@@ -555,7 +678,13 @@ class ServiceLibrary:
         return True
 
     def holds_conversation(self, conversation_id: str) -> bool:
-        return conversation_id in self._asked
+        if conversation_id in self._asked:
+            return True
+        try:
+            self._asked[conversation_id] = self.conversations.get(conversation_id).collection_id
+        except (NotFound, InvalidInput):
+            return False
+        return True
 
     def holds_job(self, job_id: str) -> bool:
         return False
@@ -564,13 +693,77 @@ class ServiceLibrary:
     def plan(self, source, captions=None):
         raise InvalidInput("Plan sources with your own library (wb.plan); the service plans when it ingests")
 
-    def ingest(self, source, collection=None, *, captions=None, progress=None) -> list[IngestResult]:
-        """Queue ``source`` on the service's workers; results come back ``queued``."""
+    def ingest(
+        self,
+        source,
+        collection=None,
+        *,
+        captions=None,
+        progress=None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> list[IngestResult]:
+        """Ingest ``source`` on the service's workers into a shared collection.
+
+        The service queues one job per video (a playlist expands there); with ``wait``
+        (the default) this follows each job's progress (``progress`` gets the same
+        ``ProgressEvent`` stages a local ingest reports) and returns the same results a
+        local ingest returns: ``done`` or ``failed`` with the job's message. A broken
+        stream or a service restarting mid-job is waited out (see ``follow_job``);
+        ``timeout`` bounds the whole wait in seconds. ``wait=False`` returns at once,
+        each result ``queued`` with its job id.
+        """
         cid = self.collections.id_of(collection)
         sources = [source] if isinstance(source, str) else list(source)
         body = {"sources": sources, "captions": captions} if captions else {"sources": sources}
         jobs = self._client.call("POST", f"collections/{cid}/ingest", json=body)["jobs"]
-        return [IngestResult(job, None, "", "", None, "queued", None) for job in jobs]
+        return self._results(cid, jobs, progress, wait=wait, timeout=timeout)
+
+    def upload(
+        self,
+        path,
+        collection=None,
+        *,
+        progress=None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> list[IngestResult]:
+        """Send a local media file to the service and ingest it into a shared collection
+        (the service never reads paths of its own machine: the file travels in the request)."""
+        from pathlib import Path
+
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise NotFound(f"No file {str(path)!r} to upload")
+        cid = self.collections.id_of(collection)
+
+        def pieces():  # streamed: a lecture's file is not read into memory at once
+            with file.open("rb") as data:
+                while piece := data.read(1 << 20):
+                    yield piece
+
+        jobs = self._client.call(
+            "POST", f"collections/{cid}/upload", params={"filename": file.name}, content=pieces()
+        )["jobs"]
+        return self._results(cid, jobs, progress, wait=wait, timeout=timeout)
+
+    def follow(self, job_id: str, progress=None, *, timeout: float | None = None) -> IngestResult:
+        """Wait for one of the service's ingest jobs (e.g. one queued with ``wait=False``)
+        to finish, reporting its progress; its result, ``done`` or ``failed`` with the reason."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return job_result(follow_job(self._client, job_id, progress, deadline=deadline))
+
+    def _results(self, cid: str, jobs: list[str], progress, *, wait: bool, timeout: float | None):
+        if not wait:
+            return [IngestResult(job, None, "", "", None, "queued", None) for job in jobs]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        statuses = [follow_job(self._client, job, progress, deadline=deadline) for job in jobs]
+        durations = {}
+        if any(s["state"] == "done" for s in statuses):
+            durations = {
+                v["id"]: v.get("duration") for v in self._client.call("GET", f"collections/{cid}/videos")
+            }
+        return [job_result(s, durations.get(s.get("video_id"))) for s in statuses]
 
     def search(self, query, collection=None, *, videos=None, tags=None, k=5, merge=False):
         from .retrieve import SearchHit
@@ -589,20 +782,19 @@ class ServiceLibrary:
     def transcript(self, video_id, fmt="txt"):
         return self.videos.transcript(video_id, fmt)
 
-    def ask(self, question, collection=None, **scope):
-        from .answer.types import Answer, Citation
-
-        conversation = scope.get("conversation")
+    def _asked_collection(self, collection, conversation) -> str:
         if collection is None and conversation is None:
             raise InvalidInput("Ask a shared collection by name or id")
         if collection is not None:
-            cid = self.collections.id_of(collection)
-        elif conversation in self._asked:
-            cid = self._asked[conversation]
-        else:
-            raise NotFound(f"No conversation with id {conversation!r}")
-        body = {"question": question, **{k: v for k, v in scope.items() if v and k != "save"}}
-        data = self._client.call("POST", f"collections/{cid}/ask", json=body)
+            return self.collections.id_of(collection)
+        if conversation not in self._asked:
+            # a conversation from an earlier session: the service knows its collection
+            self._asked[conversation] = self.conversations.get(conversation).collection_id
+        return self._asked[conversation]
+
+    def _answer(self, data: dict, cid: str):
+        from .answer.types import Answer, Citation
+
         data["text"] = data.pop("answer", "")
         data["citations"] = [_build(Citation, c) for c in data.get("citations") or []]
         answer = _build(Answer, data)
@@ -610,14 +802,111 @@ class ServiceLibrary:
             self._asked[answer.conversation_id] = cid
         return answer
 
+    def ask(self, question, collection=None, **scope):
+        cid = self._asked_collection(collection, scope.get("conversation"))
+        body = {"question": question, **{k: v for k, v in scope.items() if v and k != "save"}}
+        return self._answer(self._client.call("POST", f"collections/{cid}/ask", json=body), cid)
+
     def ask_stream(self, question, collection=None, **scope) -> Iterator:
-        """The service answers in one piece today: the text, then the ``Answer``."""
-        answer = self.ask(question, collection, **scope)
-        yield answer.text
-        yield answer
+        """The answer's text piece by piece as the service writes it (Server-Sent Events),
+        then the ``Answer``; an error part-way is raised as the service's ``VidragError``."""
+        cid = self._asked_collection(collection, scope.get("conversation"))
+        body = {"question": question, **{k: v for k, v in scope.items() if v and k != "save"}}
+        for name, data in self._client.events("POST", f"collections/{cid}/ask/stream", json=body):
+            if name == "answer":
+                yield self._answer(data, cid)
+                return
+            if name == "error":
+                raise error_from(int(data.get("status") or 500), str(data.get("message") or data))
+            if name is None and "text" in data:
+                yield data["text"]
+        raise FetchFailed("The vidrag service's answer stream ended before the answer")
 
     def reindex(self, collection, progress=None):
         raise InvalidInput("Shared collections are reindexed by the service's administrator")
+
+    def insights(self, collection: str) -> dict:
+        """Class insights of a shared collection (owners and editors): questions over time,
+        topics, cited moments, unanswered questions; aggregates only (``vidrag_kernel.insights``)."""
+        return self._client.call("GET", f"collections/{self.collections.id_of(collection)}/insights")
+
+
+#: seconds a follower keeps trying to reach the service (a restart, a dropped stream)
+#: before it gives up on a job; the job itself lives on in the service
+RECONNECT_SECONDS = 300.0
+
+
+def follow_job(client: ServiceClient, job_id: str, progress=None, *, deadline: float | None = None) -> dict:
+    """Follow an ingest job of the service until it is done or failed; its last status.
+
+    Reads the job's Server-Sent Events and reports each change through ``progress``
+    (``ProgressEvent(stage=state, fraction=progress, ...)``, ending with ``done`` or
+    ``failed``). The stream may break (a proxy timeout, the service restarting: its
+    workers requeue the job): the follower then reconnects, with a growing pause,
+    for up to ``RECONNECT_SECONDS`` without an answer. ``deadline`` (a
+    ``time.monotonic()`` value) bounds the whole wait with a ``Conflict`` naming the job."""
+    from .jobs import ACTIVE
+    from .progress import ProgressEvent, silent
+
+    report = progress or silent
+    last: tuple | None = None
+    status: dict | None = None
+    pause, lost_since = 0.5, None
+    while True:
+        try:
+            for name, data in client.events("GET", f"jobs/{_segment(job_id)}/events"):
+                if name == "error":
+                    raise error_from(int(data.get("status") or 500), str(data.get("message") or data))
+                if name is not None:
+                    continue
+                status, lost_since, pause = data, None, 0.5
+                seen = (data["state"], data.get("progress"))
+                if seen != last:
+                    last = seen
+                    fraction = 1.0 if data["state"] == "done" else float(data.get("progress") or 0.0)
+                    message = (data.get("error") or "") if data["state"] == "failed" else ""
+                    report(
+                        ProgressEvent(
+                            data["state"], fraction, message, data.get("video_id"), data.get("title")
+                        )
+                    )
+                if data["state"] not in ACTIVE:
+                    return data
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        except VidragError as exc:
+            # unreachable, or the service is starting its workers again (503): wait it out
+            if not isinstance(exc, FetchFailed) and exc.status not in (502, 503, 504):
+                raise
+            lost_since = lost_since or time.monotonic()
+            if time.monotonic() - lost_since > RECONNECT_SECONDS:
+                raise FetchFailed(
+                    f"Lost the vidrag service while following ingest job {job_id} "
+                    f"({exc.message}); the job goes on there: see it with its id"
+                ) from exc
+        if deadline is not None and time.monotonic() > deadline:
+            where = f" (last seen {status['state']})" if status else ""
+            raise Conflict(f"Ingest job {job_id} did not finish in time{where}; it goes on in the service")
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
+
+
+def job_result(status: dict, duration: float | None = None) -> IngestResult:
+    """A finished service job as the ``IngestResult`` a local ingest returns."""
+    done = status["state"] == "done"
+    return IngestResult(
+        job_id=status["id"],
+        video_id=status.get("video_id"),
+        title=status.get("title") or "",
+        url=status.get("source") or "",
+        duration=duration,
+        status="done" if done else "failed",
+        source=status.get("transcript_source"),
+        chunk_count=int(status.get("chunk_count") or 0),
+        timings=dict(status.get("timings") or {}),
+        error=None if done else status.get("error"),
+        error_kind=None if done else status.get("error_kind"),
+    )
 
 
 def service_libraries(hub: HubEnvironment | None) -> Sequence[ServiceLibrary]:

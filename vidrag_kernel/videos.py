@@ -56,7 +56,11 @@ class VideoInfo:
         return d
 
 
-def video_info(row: Video) -> VideoInfo:
+def video_info(row: Video, visible: set[str] | None = None) -> VideoInfo:
+    """``row`` as a ``VideoInfo``; ``collections`` names only the collections whose ids are
+    in ``visible`` (the ones the caller may see), so a video shared into someone else's
+    collection does not reveal that collection's name. None names them all."""
+    links = [link for link in row.links if visible is None or link.collection_id in visible]
     return VideoInfo(
         id=row.id,
         title=row.title,
@@ -73,7 +77,7 @@ def video_info(row: Video) -> VideoInfo:
         tags=list(row.tags or []),
         status=row.status,
         transcript_source=row.transcript_source,
-        collections=sorted(link.collection.name for link in row.links),
+        collections=sorted(link.collection.name for link in links),
         chunk_count=len(row.chunks),
         created_at=row.created_at,
     )
@@ -108,6 +112,10 @@ class Videos:
     def __init__(self, ctx: Context, collections) -> None:
         self._ctx = ctx
         self._collections = collections
+
+    def _visible(self, s) -> set[str]:
+        """Ids of the collections the user may see (what ``VideoInfo.collections`` may name)."""
+        return set(s.scalars(select(Collection.id).where(self._ctx.access.visible())))
 
     def _owned(self, s, video_id: str, action: str = "read") -> Video:
         """The video, if it is in a collection the user may see; for ``edit`` (tags,
@@ -147,7 +155,8 @@ class Videos:
             if collection is not None:
                 q = q.where(Collection.id == self._collections.resolve(s, collection).id)
             rows = s.scalars(q.distinct().order_by(Video.created_at)).all()
-            infos = [video_info(r) for r in rows]
+            visible = self._visible(s)
+            infos = [video_info(r, visible) for r in rows]
         if tags:
             wanted = set(tags)
             infos = [v for v in infos if wanted & set(v.tags)]
@@ -158,7 +167,7 @@ class Videos:
 
     def get(self, video_id: str) -> VideoInfo:
         with self._ctx.catalog.session() as s:
-            return video_info(self._owned(s, video_id))
+            return video_info(self._owned(s, video_id), self._visible(s))
 
     def delete(self, video_ids: str | list[str]) -> int:
         """Delete videos with their chunks, vectors and files. Returns how many."""
@@ -175,7 +184,7 @@ class Videos:
             row = self._owned(s, video_id, "edit")
             row.tags = clean
             s.flush()
-            return video_info(row)
+            return video_info(row, self._visible(s))
 
     def add_to(self, collection: str, video_ids: str | list[str]) -> int:
         """Add videos to another collection too (they are re-indexed there)."""

@@ -28,6 +28,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .answer.types import Answer
     from .evaluate import EvalReport
+    from .publishing import PublishReport
     from .stages import Prepared
 
 
@@ -110,6 +111,17 @@ class Workbench:
         """Commit a video whose stages ran elsewhere (``vidrag_kernel.stages.prepare`` in a
         Dask worker or a notebook) into ``collection``, as that collection's writer."""
         return self.local.commit_prepared(prepared, collection, progress)
+
+    def publish(
+        self, name: str, as_: str | None = None, *, progress: ProgressCallback | None = None
+    ) -> PublishReport:
+        """Publish the personal collection ``name`` to the vidrag service as a new shared
+        collection (``as_``, default the same name) owned by you: its videos are ingested
+        there again, by URL or by uploading local files. Course creators only. Returns what
+        was published and, per video, why one could not be (see ``vidrag_kernel.publishing``)."""
+        from .publishing import publish
+
+        return publish(self, name, as_, progress=progress)
 
     def reindex(self, collection: str, *, progress: ProgressCallback | None = None) -> int:
         """Re-embed a collection's stored passages with the configured embedder into a new

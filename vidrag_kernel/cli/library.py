@@ -116,6 +116,10 @@ def cmd_collections(args) -> int:
         for v in videos:
             print(f"  {v.id}  {format_time(v.duration or 0):>8}  {v.status:7} {v.title}")
         return 0
+    if args.action == "publish":
+        from .publish import cmd_publish
+
+        return cmd_publish(wb, args)
     if args.action == "delete":
         deleted = wb.collections.delete(args.name, delete_videos=not args.keep_videos)
         print(f"deleted {args.name}" + (f" and {len(deleted)} video(s)" if deleted else ""))
@@ -194,8 +198,8 @@ def register(sub) -> None:
     p.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("collections", help="list, create, show or delete collections")
-    p.add_argument("action", choices=["list", "create", "show", "delete"])
+    p = sub.add_parser("collections", help="list, create, show, delete or publish collections")
+    p.add_argument("action", choices=["list", "create", "show", "delete", "publish"])
     p.add_argument("name", nargs="?")
     p.add_argument("--description", "-d")
     p.add_argument("--instructor")
@@ -204,6 +208,7 @@ def register(sub) -> None:
     p.add_argument("--tags", help="comma-separated")
     p.add_argument("--search", help="filter the list")
     p.add_argument("--keep-videos", action="store_true", help="on delete, move videos to Uncategorized")
+    p.add_argument("--as", dest="as_name", metavar="NEW", help="on publish, the shared collection's name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_needs_name(cmd_collections))
 
@@ -240,7 +245,7 @@ def _needs_name(func):
     def wrapped(args):
         from ..errors import InvalidInput
 
-        if args.action in {"create", "show", "delete"} and not args.name:
+        if args.action in {"create", "show", "delete", "publish"} and not args.name:
             raise InvalidInput(f"'collections {args.action}' needs a collection name")
         return func(args)
 
