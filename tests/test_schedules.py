@@ -33,6 +33,13 @@ REAL = REPO / "notebooks" / "01_batch_ingest.ipynb"
 STANDIN = REPO / "tests" / "data" / "batch_ingest_standin.ipynb"
 NOTEBOOK = REAL if REAL.exists() else STANDIN
 API = "/services/vidrag/api"
+# room for every test's lectures on the default plan; "one" holds a single video
+PLANS = {
+    "plans": {
+        "free": {"videos": 50, "minutes": 600, "messages": 500, "storage_gb": 5},
+        "one": {"videos": 1, "minutes": 600, "messages": 500, "storage_gb": 5},
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +78,9 @@ def hub(tmp_path_factory):
 def service(hub, tmp_path_factory):
     """The app served on the hub's service port, with its ingest workers and its scheduler."""
     url = f"http://127.0.0.1:{hub.service_port}"
-    app = make_app(hub.settings(tmp_path_factory.mktemp("schedules-root"), service_url=url + "/"))
+    app = make_app(
+        hub.settings(tmp_path_factory.mktemp("schedules-root"), service_url=url + "/", plans=PLANS)
+    )
     runner = app.state.service.ingest_workers()
     runner.start()
     app.state.runner = runner
@@ -102,22 +111,23 @@ def call(app, token, method, path, **kwargs) -> httpx.Response:
     )
 
 
-def course(app, name: str) -> str:
-    """A shared collection of alice's with bob as editor and carol as viewer."""
+def course(app, name: str, owner: str = "alice") -> str:
+    """A shared collection of ``owner``'s with bob (or alice) as editor and carol as viewer."""
     from vidrag_hub import sharing
 
     from vidrag_kernel.catalog import Collection
 
     service = app.state.service
-    info = service.library(HubUser("alice")).collections.create(name)
+    info = service.library(HubUser(owner)).collections.create(name)
+    editor = "bob" if owner != "bob" else "alice"
     with service.catalog.session() as s:
         row = s.get(Collection, info.id)
-        sharing.grant(s, row, "user", "bob", "editor", "alice")
-        sharing.grant(s, row, "user", "carol", "viewer", "alice")
+        sharing.grant(s, row, "user", editor, "editor", owner)
+        sharing.grant(s, row, "user", "carol", "viewer", owner)
     return info.id
 
 
-def wait_runs(app, token, schedule_id, count: int, timeout: float = 150) -> list[dict]:
+def wait_runs(app, token, schedule_id, count: int, timeout: float = 400) -> list[dict]:
     """The schedule's runs, oldest first, once ``count`` of them have finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -157,26 +167,23 @@ def test_bad_cron_or_time_zone_and_viewers_are_refused(service, tokens):
     assert bad_patch.status_code == 422
 
 
-def test_a_short_interval_schedule_fires_and_a_rerun_skips_what_the_collection_has(service, tokens, pages):
+def test_a_short_interval_schedule_fires_with_its_notebook_and_history(service, tokens, pages):
+    from datetime import UTC, datetime
+
     cid = course(service, "Nightly")
-    body = {"sources": [pages.url("a.html")], "cron": "*/3 * * * * *", "timezone": "UTC", "captions": "only"}
+    # once a minute, first a few seconds from now (a seconds field first): one run, then pause
+    second = (datetime.now(UTC).second + 4) % 60
+    body = {"sources": [pages.url("a.html")], "cron": f"{second} * * * * *", "captions": "only"}
     schedule = call(service, tokens["alice"], "POST", f"collections/{cid}/schedules", json=body).json()
     try:
-        first, second = wait_runs(service, tokens["alice"], schedule["id"], 2)[:2]
+        [first] = wait_runs(service, tokens["alice"], schedule["id"], 1)[:1]
     finally:
         paused = call(service, tokens["alice"], "PATCH", f"schedules/{schedule['id']}", json={"paused": True})
         assert paused.json()["paused"] is True and paused.json()["next_run_at"] is None
     assert first["trigger"] == "cron" and first["state"] == "done", first
     assert (first["added"], first["skipped"], first["failed"]) == (1, 0, 0)
-    assert first["summary"]["added"][0]["chunks"] > 0
+    assert first["summary"]["added"][0]["chunks"] > 0 and first["finished_at"] > first["started_at"]
     assert video_titles(service, tokens["alice"], cid) == ["Lecture A lecture"]
-    # the rerun finds the video in the collection and ingests nothing
-    assert second["state"] == "done" and (second["added"], second["skipped"]) == (0, 1), second
-    assert second["summary"]["skipped"][0]["reason"] == "already in the collection"
-    # firings every 3 s while a run took longer were skipped: runs never overlap
-    runs = wait_runs(service, tokens["alice"], schedule["id"], 2)
-    for a, b in zip(runs, runs[1:], strict=False):
-        assert a["finished_at"] <= b["started_at"], (a, b)
     # the executed notebook is the run's log, as a download and as a page
     nb = call(service, tokens["bob"], "GET", f"schedules/{schedule['id']}/runs/{first['id']}/notebook")
     assert nb.status_code == 200 and "attachment" in nb.headers["content-disposition"]
@@ -198,7 +205,9 @@ def test_a_short_interval_schedule_fires_and_a_rerun_skips_what_the_collection_h
     )
 
 
-def test_a_run_that_fails_mid_way_is_recorded_and_the_next_run_picks_up(service, tokens, pages):
+def test_a_failed_video_is_recorded_a_rerun_skips_what_the_collection_has_and_picks_up(
+    service, tokens, pages
+):
     cid = course(service, "Weekly")
     body = {
         "sources": [pages.url("b.html"), pages.url("c.html")],  # c is not published yet
@@ -226,6 +235,9 @@ def test_a_run_that_fails_mid_way_is_recorded_and_the_next_run_picks_up(service,
     assert call(service, tokens["bob"], "POST", f"schedules/{sid}/run").status_code == 202
     second = wait_runs(service, tokens["bob"], sid, 2)[1]
     assert second["state"] == "done" and (second["added"], second["skipped"], second["failed"]) == (1, 1, 0)
+    assert second["summary"]["skipped"][0]["reason"] == "already in the collection"
+    runs = wait_runs(service, tokens["bob"], sid, 2)
+    assert runs[0]["finished_at"] <= runs[1]["started_at"]  # one after the other, never overlapping
     assert video_titles(service, tokens["bob"], cid) == ["Lecture B lecture", "Lecture C lecture"]
 
     # a run that stops inside the notebook records the cell and the error: here bob, its
@@ -240,6 +252,25 @@ def test_a_run_that_fails_mid_way_is_recorded_and_the_next_run_picks_up(service,
     third = wait_runs(service, tokens["alice"], sid, 3)[2]
     assert third["state"] == "failed" and third["error"].startswith("cell "), third
     assert "collection" in third["error"].lower() and third["has_notebook"]
+
+
+def test_a_run_over_quota_stops_with_what_fitted_and_says_why(service, tokens, pages):
+    from vidrag_hub.plans import set_plan
+
+    cid = course(service, "Over quota", owner="bob")  # the collection's owner is charged
+    with service.state.service.catalog.session() as s:
+        set_plan(s, "bob", "one", source="admin", actor="tests")
+    for name in ("d", "e"):
+        pages.publish(name)
+    body = {"sources": [pages.url("d.html"), pages.url("e.html")], "cron": "0 3 * * *", "paused": True}
+    body["captions"] = "only"
+    schedule = call(service, tokens["alice"], "POST", f"collections/{cid}/schedules", json=body).json()
+    assert call(service, tokens["alice"], "POST", f"schedules/{schedule['id']}/run").status_code == 202
+    [run] = wait_runs(service, tokens["alice"], schedule["id"], 1)
+    assert run["state"] == "stopped" and run["added"] == 1, run
+    assert run["error"] and run["error"] == run["summary"]["stopped"]
+    assert "limit" in run["error"].lower() or "quota" in run["error"].lower()
+    assert len(video_titles(service, tokens["alice"], cid)) == 1
 
 
 def test_a_run_token_reaches_its_one_collection_only(service, tokens):
@@ -361,3 +392,51 @@ def test_the_schedules_card_makes_pauses_and_shows_history_with_logs(service, to
         assert not viewer_card.applies
     finally:
         wb.close()
+
+
+def test_the_vidrag_schedules_command(service, hub, tokens, tmp_path):
+    from tests.support.cli import vidrag
+    from tests.support.schedules import seed_schedule
+
+    cid = course(service, "Command line course")
+    _sid, run_id = seed_schedule(service.state.service, cid, "bob")
+    env = {
+        "JUPYTERHUB_API_URL": hub.api_url,
+        "JUPYTERHUB_API_TOKEN": tokens["bob"],
+        "JUPYTERHUB_USER": "bob",
+        "VIDRAG_SERVICE_URL": service.served.url,
+        "VIDRAG_SERVICE_NAME": "vidrag",
+    }
+
+    def run(*args: str):
+        return vidrag(tmp_path / "bob", *args, user="bob", env=env)
+
+    def ok(*args: str):
+        done = run(*args)
+        assert done.returncode == 0, (args, done.stderr)
+        return json.loads(done.stdout) if "--json" in args else done.stdout
+
+    made = ok(
+        "schedules", "create", cid, "--source", "https://example.edu/feed.xml", "--cron", "0 6 * * 1",
+        "--timezone", "Europe/London", "--json",
+    )  # fmt: skip
+    assert made["cron"] == "0 6 * * 1" and made["owner"] == "bob" and not made["paused"]
+    assert {s["id"] for s in ok("schedules", "list", cid, "--json")} == {made["id"], _sid}
+    assert "Europe/London" in ok("schedules", "list")
+    assert ok("schedules", "pause", made["id"], "--json")["paused"] is True
+    assert ok("schedules", "resume", made["id"], "--json")["paused"] is False
+    bad = run("schedules", "create", cid, "--source", "https://example.edu/x", "--cron", "nightly")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "cron" in bad.stderr
+    runs = ok("schedules", "runs", _sid, "--json")
+    assert [r["id"] for r in runs] == [run_id] and runs[0]["state"] == "done"
+    assert run_id in ok("schedules", "runs", _sid)
+    log = tmp_path / "log.html"
+    ok("schedules", "log", _sid, run_id, "--format", "html", "-o", str(log))
+    assert "<html" in log.read_text().lower()
+    assert json.loads(ok("schedules", "log", _sid, run_id))["cells"]
+    ok("schedules", "delete", made["id"])
+    assert [s["id"] for s in ok("schedules", "list", cid, "--json")] == [_sid]
+    # carol, a viewer, is refused with one line
+    env["JUPYTERHUB_API_TOKEN"] = tokens["carol"]
+    refused = run("schedules", "run-now", _sid)
+    assert refused.returncode == 3 and refused.stderr.startswith("vidrag: error: ")

@@ -152,6 +152,9 @@ class BatchRunner:
             "--execution-timeout",
             str(int(self.cell_timeout)),
         ]
+        if self._stopping.is_set():  # the service is shutting down: do not start a notebook
+            self._record(run_id, -1, folder, False)
+            return
         log.info("schedule %s run %s: executing %s", schedule_id, run_id, notebook.name)
         timed_out = False
         with (folder / "papermill.log").open("wb") as out:

@@ -221,8 +221,10 @@ class Scheduler:
         """Stop firing, end the runs in progress (recorded as stopped by the shutdown), wait."""
         if self._aps is None:
             return
-        self._aps.shutdown(wait=False)
+        # runs in progress are ended first (a run that has not started yet will not), so
+        # that waiting for APScheduler's threads below is short
         self.runner.stop_all()
+        self._aps.shutdown(wait=True)
         for thread in list(self._threads):
             thread.join(timeout=60)
         self._aps = None
