@@ -383,6 +383,13 @@ def main(argv: list[str] | None = None) -> dict:
         help="vidrag's HNSW build beam for a memory-only run (with --build-only): the index's "
         "size and the writer's memory do not depend on it, its build time and recall do",
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="NAME",
+        help="print the tables of saved runs (results/<NAME>.json, e.g. parts run side by side) "
+        "and save them together as --save-as",
+    )
     parser.add_argument("--save-as", default="peers", help="results/<name>.json (saved after every run)")
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
@@ -407,6 +414,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(commit_vidrag(Path(args.child_commit), args.system, args.dataset, args.n)))
         return {}
 
+    if args.merge:
+        return _merge(args.merge, args.save_as)
     peers = [s for s in args.systems if not s.startswith("vidrag")]
     if peers and not PEERS_PYTHON.exists():
         raise SystemExit(f"{PEERS_PYTHON} is missing: run `make bench-peers` (it installs the peers there)")
@@ -454,6 +463,21 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def _merge(names: list[str], save_as: str) -> dict:
+    """Print the tables of several saved runs together and save them as one record."""
+    from benchmarks.common import RESULTS
+
+    parts = [json.loads((RESULTS / f"{name}.json").read_text()) for name in names]
+    runs = [r for p in parts for r in p["runs"]]
+    versions = parts[0]["versions"]
+    for n in sorted({r["n"] for r in runs}):
+        for dataset in dict.fromkeys(r["dataset"] for r in runs):
+            _print(n, dataset, [r for r in runs if r["n"] == n and r["dataset"] == dataset], versions)
+    result = {"versions": versions, "queries": QUERIES, "k": K, "parts": names, "runs": runs}
+    save(save_as, result)
+    return result
+
+
 #: OpenMP threads per search and concurrent callers, beside the main run's 1 and 1
 THREAD_RUNS = [(0, 1), (1, 4), (0, 4)]
 
@@ -483,9 +507,9 @@ def _print(n: int, dataset: str, runs: list[dict], versions: dict) -> None:
             "build_RSS_MB": r["peak_build_rss_mib"],
         }
         for s in sets:
-            row[f"{s}_p50"] = r[f"{s}_p50_ms"]
-            row[f"{s}_p95"] = r[f"{s}_p95_ms"]
-            row[f"{s}_recall@10"] = r[f"{s}_recall"]
+            row[f"{s}_p50"] = r.get(f"{s}_p50_ms")
+            row[f"{s}_p95"] = r.get(f"{s}_p95_ms")
+            row[f"{s}_recall@10"] = r.get(f"{s}_recall")
         row["query_RSS_MB"] = r.get("query_peak_rss_mib")
         rows.append(row)
     title = f"peers: {n:,} vectors, {dataset} ({', '.join(f'{k} {v}' for k, v in versions.items())})"
@@ -500,12 +524,12 @@ def _print(n: int, dataset: str, runs: list[dict], versions: dict) -> None:
             row["disk"] = _ratio(v["disk_mib"], p["disk_mib"])
             row["build_RSS"] = _ratio(v["peak_build_rss_mib"], p["peak_build_rss_mib"])
             for s in sets:
-                row[f"{s}_p95"] = _ratio(v[f"{s}_p95_ms"], p[f"{s}_p95_ms"])
+                row[f"{s}_p95"] = _ratio(v.get(f"{s}_p95_ms"), p.get(f"{s}_p95_ms"))
             ratio_rows.append(row)
     if ratio_rows:
         table(f"ratios vidrag / peer at {n:,} {dataset} (below 1: vidrag uses less)", ratio_rows)
     for v in ours:
-        print(f"{LABELS[v['system']]}: one-video commit (100 chunks) {v['commit_100_s']} s")
+        print(f"{LABELS[v['system']]}: one-video commit (100 chunks) {v.get('commit_100_s')} s")
     thread_rows = []
     for v in ours if sets else []:
         variants = {"omp1_c1": {k: v[k] for k in v if k.endswith("_ms")}, **v.get("threads", {})}
@@ -521,8 +545,8 @@ def _print(n: int, dataset: str, runs: list[dict], versions: dict) -> None:
     print("MB = MiB; recall@10 against exact inner-product search over the same vectors (FAISS flat)")
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "-"
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "-"
 
 
 if __name__ == "__main__":
