@@ -403,3 +403,41 @@ def test_the_dashboards_play_a_shared_video_from_the_service_and_open_a_joined_c
     app = WorkbenchApp(wb)
     assert app.state.collection == cid and app.chat.scope.value == cid
     wb.close()
+
+
+# ------------------------------------------------------------------------ settings alone
+def test_browser_settings_come_from_the_hubs_variables_and_a_missing_secret_is_generated(caplog):
+    from vidrag_hub.oauth import BrowserLogin, BrowserSettings
+    from vidrag_hub.settings import ServiceSettings
+
+    settings = ServiceSettings(service_name="vidrag", hub_api_token="service-token")
+    with caplog.at_level("WARNING", logger="vidrag_hub"):
+        made = BrowserSettings.from_env(settings, {})
+    assert len(made.cookie_secret) == 32 and "VIDRAG_COOKIE_SECRET is not set" in caplog.text
+    assert made.client_id == "service-vidrag" and made.chat_url == CHAT
+    assert BrowserSettings.from_env(settings, {}).cookie_secret != made.cookie_secret
+
+    env = {
+        "VIDRAG_COOKIE_SECRET": "ab" * 32,
+        "JUPYTERHUB_CLIENT_ID": "service-course",
+        "JUPYTERHUB_BASE_URL": "/jh/",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": "/jh/services/course/oauth_callback",
+    }
+    read = BrowserSettings.from_env(settings, env)
+    assert read.cookie_secret == bytes.fromhex("ab" * 32) and read.client_id == "service-course"
+    assert read.chat_url == "/jh" + CHAT
+    assert BrowserSettings.from_env(settings, {"VIDRAG_COOKIE_SECRET": "not hex at all"}).cookie_secret == (
+        b"not hex at all"
+    )
+    login = BrowserLogin(settings, read)
+    assert login.oauth.oauth_authorization_url == "/jh/hub/api/oauth2/authorize"
+    assert login.oauth.oauth_redirect_uri == "/jh/services/course/oauth_callback"
+    for outside in (
+        "https://evil.example/x",
+        "//evil.example/",
+        "/hub/admin",
+        "/services/vidrag/\\\\evil.example",
+        "",
+    ):
+        assert login.safe_next(outside) == PREFIX, outside
+    assert login.safe_next(f"{PREFIX}join/abc?x=1") == f"{PREFIX}join/abc?x=1"
