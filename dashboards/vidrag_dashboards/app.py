@@ -104,6 +104,11 @@ class WorkbenchApp(pn.viewable.Viewer):
         self.manager = CollectionManager(self.state, invites=False)
         self.chat = ChatPanel(self.state)
         self.tabs = Tabs(("Chat", self.chat), ("Collections", self.manager), label="Workbench")
+        if self.state.wb.service is not None:
+            from .usage_card import UsageCard
+
+            self.usage = UsageCard(self.state)
+            self.tabs.append(("Usage & billing", self.usage))
         self.links = dict(links or {})
         # invites waiting for me show above the tabs, whichever tab is open
         self.invites = InvitesBanner(self.state) if self.state.wb.service is not None else None
