@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"generated {args.lectures} lectures, {audio_s / 60:.1f} minutes, in {time.perf_counter() - t0:.0f} s"
         )
-        rows = [run_mode(mode, folder, root / mode.replace(":", "-"), audio_s) for mode in MODES]
+        rows = []
+        for mode in MODES:
+            rows.append(run_mode(mode, folder, root / mode.replace(":", "-"), audio_s))
+            # each mode as it ends: a long run on a busy machine still leaves figures
+            print(rows[-1], flush=True)
     reference = rows[0]["audio_h_per_wall_h"]
     for r in rows:
         r["speedup_vs_serial"] = round(r["audio_h_per_wall_h"] / reference, 2)

@@ -134,9 +134,9 @@ def test_a_local_cluster_of_two_workers_gives_what_a_serial_run_gives(tmp_path, 
         for added in s2.to_dict()["added"]:
             assert added["transcript_source"] == "asr" and added["chunks"] > 0
             assert {"fetch", "transcribe", "chunk", "embed", "index"} <= set(added["seconds"])
-        # a rerun adds nothing: every video is already in the collection
+        # a rerun adds nothing: every video is already in the collection (and no cluster starts)
         again = run_batch(fanned, "Batch", [str(lectures)], dask_address="local:2")
-        assert again.added == [] and again.failed == []
+        assert again.added == [] and again.failed == [] and again.stats["mode"] == "serial"
         assert [s["reason"] for s in again.skipped] == ["already in the collection"] * 3
         assert json.loads(json.dumps(again.to_dict()))["stopped"] is None
 
@@ -241,3 +241,52 @@ def test_vidrag_batch_run_executes_a_notebook_with_json_parameters(tmp_path, lec
     # a notebook that is not there: one clear line, no traceback
     r = vidrag(home, "batch", "run", str(tmp_path / "nope.ipynb"))
     assert r.returncode == 4 and "Traceback" not in r.stderr and "nope.ipynb" in r.stderr
+
+
+@pytest.mark.hub
+def test_a_shared_batch_goes_through_the_service_and_stops_at_the_quota(
+    tmp_path_factory, tmp_path, media_server
+):
+    """library="shared": the service's workers ingest, the Free plan's two videos fit, the
+    third stops the run with the quota's message; a rerun skips what the course has."""
+    from fastapi.testclient import TestClient
+    from vidrag_hub.app import make_app
+
+    from tests.support.service import ServiceHub
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.batch import run_batch
+    from vidrag_kernel.shared import ServiceLibrary
+
+    hub = ServiceHub(tmp_path_factory.mktemp("batch-hub")).start()
+    try:
+        hub.user("ada")
+        hub.group("instructors", ["ada"])
+        app = make_app(hub.settings(tmp_path_factory.mktemp("batch-shared")))
+        with TestClient(app, raise_server_exceptions=False) as http:
+            runner = app.state.service.ingest_workers()
+            runner.start()
+            app.state.runner = runner
+            try:
+                shared = ServiceLibrary("http://testserver/services/vidrag/api/", hub.token("ada"), http=http)
+                with Workbench(_settings(tmp_path / "ada").with_(user="ada"), libraries=[shared]) as wb:
+                    wb.collections.create("Physics", library="shared")
+                    page, audio, video = (
+                        media_server.url(n) for n in ("lecture.html", "lecture.m4a", "lecture.webm")
+                    )
+                    summary = run_batch(wb, "Physics", [page, page, audio, video], library="shared")
+                    d = summary.to_dict()
+                    assert sorted(a["transcript_source"] for a in d["added"]) == ["asr", "captions"], d
+                    assert all(a["chunks"] > 0 and a["video_id"] for a in d["added"])
+                    assert d["stopped"] and "Free plan" in d["stopped"], d
+                    reasons = {s["source"].rsplit("/", 1)[-1]: s["reason"] for s in d["skipped"]}
+                    assert reasons["lecture.html"] == "listed more than once in this batch"
+                    assert "stopped early" in reasons["lecture.webm"] and d["failed"] == []
+                    assert {v.title for v in wb.videos.list("Physics")} == {a["title"] for a in d["added"]}
+                    again = run_batch(wb, "Physics", [page, audio], library="shared").to_dict()
+                    assert again["added"] == [] and again["stopped"] is None
+                    assert [s["reason"] for s in again["skipped"]] == ["already in the collection"] * 2
+            finally:
+                app.state.runner = None
+                runner.close()
+    finally:
+        assert hub.stop() == []

@@ -230,7 +230,7 @@ def _run_personal(
             writer.link(source, info, captions)
         else:
             fresh.append(_Item(source, info, video_id, lib.ctx.layout.media_dir(video_id)))
-    if not dask_address:
+    if not dask_address or not fresh:  # nothing to prepare: no cluster to start either
         summary.stats.update(mode="serial", workers=1)
         for item in fresh:
             writer.commit(item, _prepare_here(item, wb.settings, captions, progress))
@@ -430,8 +430,9 @@ def _run_shared(
     have = {v.source_key for v in known if v.status == "ready"}
     have_urls = {u for v in known if v.status == "ready" for u in (v.url, v.webpage_url) if u}
     # expanding here (no media downloaded) lets the run skip what the collection has
-    # and send the service one URL per video, so a quota stop keeps what fitted
-    urls: list[tuple[str, str]] = []
+    # and send the service one video at a time when a quota stops the whole list
+    urls: list[str] = []
+    files: list[str] = []
     for source in sources:
         if source in have_urls:
             summary.skipped.append({"source": source, "reason": ALREADY})
@@ -439,36 +440,50 @@ def _run_shared(
         try:
             infos = _expand_source(wb.local, source)
         except VidragError as exc:
-            summary.failed.append({"source": source, "stage": "plan", "reason": exc.message})
+            if source.startswith(("http://", "https://")) and source not in urls:
+                # this kernel may not reach what the service can (its fetch rules are
+                # its own): let the service plan it, and say why if it cannot either
+                urls.append(source)
+            else:
+                summary.failed.append({"source": source, "stage": "plan", "reason": exc.message})
             continue
         for item in infos:
-            where = _source_of(item, source)
-            if item.local_path:
-                summary.failed.append(
-                    {
-                        "source": where,
-                        "stage": "plan",
-                        "reason": "the service ingests URLs only, not local files",
-                    }
-                )
-            elif item.source_key in have or where in have_urls:
+            where = item.local_path or _source_of(item, source)
+            if item.source_key in have or where in have_urls:
                 summary.skipped.append({"source": where, "reason": ALREADY})
-            elif where in {u for _s, u in urls}:
+            elif where in urls or where in files:
                 summary.skipped.append({"source": where, "reason": TWICE})
+            elif item.local_path:
+                files.append(where)  # the service never reads our disk: the file is uploaded
             else:
-                urls.append((source, where))
-    pending = [u for _s, u in urls]
-    try:
-        results = service.ingest(pending, info.id, captions=captions, progress=progress) if pending else []
-    except QuotaExceeded:
-        # the whole list does not fit: one at a time, keeping what fits
-        results = []
-        for url in pending:
-            try:
-                results.extend(service.ingest(url, info.id, captions=captions, progress=progress))
-            except QuotaExceeded as exc:
-                summary.stopped = exc.message
-                break
+                urls.append(where)
+
+    def one(kind: str, value: str) -> list:
+        if kind == "file":
+            return service.upload(value, info.id, progress=progress)
+        return service.ingest(value, info.id, captions=captions, progress=progress)
+
+    queue = [("url", u) for u in urls] + [("file", f) for f in files]
+    results: list = []
+    if urls:
+        try:
+            results = service.ingest(urls, info.id, captions=captions, progress=progress)
+            queue = [("file", f) for f in files]
+        except VidragError:
+            # the whole list was refused (a quota it does not fit, one bad URL): one at a
+            # time below, keeping what fits and failing only what is refused
+            pass
+    for n, (kind, value) in enumerate(queue):
+        try:
+            results.extend(one(kind, value))
+        except QuotaExceeded as exc:
+            summary.stopped = exc.message
+            summary.skipped.extend(
+                {"source": v, "reason": "not started: the run stopped early (quota)"} for _k, v in queue[n:]
+            )
+            break
+        except VidragError as exc:
+            summary.failed.append({"source": value, "stage": "ingest", "reason": exc.message})
     for result in results:
         where = result.url or ""
         if result.status in ("done", "exists"):
