@@ -66,7 +66,7 @@ def hub(tmp_path_factory):
     hub.hub.env["VIDRAG_DEMO_USERS"] = ",".join(USERS)
     # as hub_config registers the real service: part of the hub, no consent page
     hub.hub.extra_config += "\nc.JupyterHub.services[0]['oauth_no_confirm'] = True"
-    hub.start()
+    hub.hub.start(timeout=180)  # a loaded 2-core CI machine can take over a minute
     for name in USERS:
         hub.user(name)
     hub.group("instructors", ["ada"])
