@@ -460,3 +460,56 @@ def test_the_429_through_the_service_and_nothing_stored_is_hidden(tmp_path, medi
             assert everyone["alice"]["metrics"]["messages"]["used"] == 1
     finally:
         assert hub.stop() == []
+
+
+@pytest.mark.slow
+def test_ingest_through_the_runner_is_charged_to_the_owner_and_refused_at_the_limit(tmp_path, media_root):
+    """The real IngestWorkers (a Dask LocalCluster) with the service's quota point: a job
+    reserves as it is queued and commits its real figures when done; the next one over the
+    limit is refused and queues nothing."""
+    import shutil
+    import time
+
+    from vidrag_hub.work import IngestWorkers
+
+    from tests.support.media_server import MediaServer
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    html = (media_root / "lecture.html").read_text()
+    for name in ("lecture", "second"):
+        shutil.copy(media_root / "lecture.mp4", pages / f"{name}.mp4")
+        shutil.copy(media_root / "lecture.vtt", pages / f"{name}.vtt")
+        (pages / f"{name}.html").write_text(html.replace("lecture.", f"{name}."))
+    server = MediaServer(pages)
+    service = make_service(
+        tmp_path / "shared", plans={"free": {"videos": 1, "minutes": 30, "messages": 1, "storage_gb": 1}}
+    )
+    runner = IngestWorkers(
+        service.writer, service.kernel_settings, committer=service.writer, quota=service.quotas, n_workers=1
+    )
+    runner.start()
+    try:
+        cid = course(service, "olga")
+        (job,) = runner.submit([server.url("lecture.html")], cid, user="olga", captions="only")
+        assert figures(service, "user:olga", "videos") == (0, 1)
+        deadline = time.monotonic() + 300
+        while runner.status(job)["state"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert runner.status(job)["state"] == "done", runner.status(job)
+        with service.catalog.session() as s:
+            seconds = s.get(Video, s.get(IngestJob, job).video_id).duration
+        assert figures(service, "user:olga", "videos") == (1, 0)
+        assert figures(service, "user:olga", "minutes") == (int(np.ceil(seconds)), 0)
+        assert figures(service, "user:olga", "storage")[0] > 0
+        with pytest.raises(QuotaExceeded, match="1 of 1 videos"):
+            runner.submit([server.url("second.html")], cid, user="olga", captions="only")
+        with service.catalog.session() as s:
+            assert (
+                s.scalar(select(func.count()).select_from(IngestJob).where(IngestJob.collection_id == cid))
+                == 1
+            )
+        assert service.library(HubUser("olga")).videos.list(cid)  # what is stored stays listed
+    finally:
+        runner.close()
+        server.stop()

@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, case, delete, insert, select, update
+from sqlalchemy import BigInteger, DateTime, Integer, String, bindparam, case, delete, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import ServiceBase, utcnow
@@ -104,38 +104,84 @@ class OverLimit(Exception):
         self.used, self.reserved, self.amount = used, reserved, amount
 
 
-def _used(period: datetime | None):
-    """``used`` as of ``period`` (0 when the row's period is older): SQL, not Python."""
-    if period is None:
-        return Counter.used
-    return case((Counter.period_start < period, 0), else_=Counter.used)
+# The hot statements are built once, with bound parameters: building and cache-keying a
+# statement per call cost more than running it (they are plain Core on the tables).
+_C = Counter.__table__
+_R = Reservation.__table__
+_E = Event.__table__
+_PERIOD = bindparam("period", type_=DateTime(timezone=True))
+_N = bindparam("n", type_=BigInteger)
 
 
-def _period(period: datetime | None):
-    return case((Counter.period_start < period, period), else_=Counter.period_start)
+def _used_sql(periodic: bool):
+    """``used`` as of the current period (0 when the row's period is older): SQL, not Python."""
+    return case((_C.c.period_start < _PERIOD, 0), else_=_C.c.used) if periodic else _C.c.used
+
+
+def _period_sql():
+    return case((_C.c.period_start < _PERIOD, _PERIOD), else_=_C.c.period_start)
+
+
+def _take_statement(periodic: bool, limited: bool):
+    used = _used_sql(periodic)
+    stmt = update(_C).where(_C.c.account == bindparam("a"), _C.c.metric == bindparam("m"))
+    if limited:
+        stmt = stmt.where(used + _C.c.reserved + _N <= bindparam("lim", type_=BigInteger))
+    values = {"reserved": _C.c.reserved + _N}
+    if periodic:
+        values.update(used=used, period_start=_period_sql())
+    return stmt.values(**values)
+
+
+def _settle_statement(periodic: bool, commit: bool):
+    values = {"reserved": _C.c.reserved - bindparam("held", type_=BigInteger)}
+    if commit:
+        values["used"] = _used_sql(periodic) + bindparam("real", type_=BigInteger)
+        if periodic:
+            values["period_start"] = _period_sql()
+    return update(_C).where(_C.c.account == bindparam("a"), _C.c.metric == bindparam("m")).values(**values)
+
+
+_TAKE = {(p, lim): _take_statement(p, lim) for p in (False, True) for lim in (False, True)}
+_SETTLE = {(p, c): _settle_statement(p, c) for p in (False, True) for c in (False, True)}
+_INSERT_RESERVATION = insert(_R)
+_INSERT_EVENT = insert(_E)
+_HELD = select(_R.c.account, _R.c.metric, _R.c.amount, _R.c.user, _R.c.job_id, _R.c.ref).where(
+    _R.c.id == bindparam("id")
+)
+_DROP = delete(_R).where(_R.c.id == bindparam("id"))
 
 
 def _ensure(session: Session, account: str, metric: str, period: datetime | None) -> None:
     """The counter row exists (an insert that does nothing if another request made it)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
     values = {"account": account, "metric": metric, "used": 0, "reserved": 0, "period_start": period}
-    session.execute(insert(Counter).values(**values).on_conflict_do_nothing())
+    session.execute(dialect_insert(Counter).values(**values).on_conflict_do_nothing())
 
 
 def _take(session: Session, account: str, ask: Ask, period: datetime | None) -> bool:
     """The conditional write: True if ``ask`` fit and is now reserved."""
-    used = _used(period)
-    stmt = update(Counter).where(Counter.account == account, Counter.metric == ask.metric)
+    params = {"a": account, "m": ask.metric, "n": ask.amount}
     if ask.limit is not None:
-        stmt = stmt.where(used + Counter.reserved + ask.amount <= ask.limit)
-    values = {"reserved": Counter.reserved + ask.amount}
+        params["lim"] = ask.limit
     if period is not None:
-        values.update(used=used, period_start=_period(period))
-    return session.execute(stmt.values(**values).execution_options(synchronize_session=False)).rowcount == 1
+        params["period"] = period
+    stmt = _TAKE[(period is not None, ask.limit is not None)]
+    return session.connection().execute(stmt, params).rowcount == 1
+
+
+def _settle(session: Session, account: str, metric: str, held: int, real: int | None, period) -> None:
+    """Take ``held`` out of reserved and, if ``real`` is given, add it to used."""
+    params = {"a": account, "m": metric, "held": held}
+    if real is not None:
+        params["real"] = real
+        if period is not None:
+            params["period"] = period
+    stmt = _SETTLE[(real is not None and period is not None, real is not None)]
+    session.connection().execute(stmt, params)
 
 
 def counter(session: Session, account: str, metric: str) -> Counter | None:
@@ -178,10 +224,10 @@ def reserve(
                     used = 0 if _aware(row.period_start) < p else used
                 raise OverLimit(account, ask.metric, ask.limit, used, held, ask.amount)
         rid = str(uuid.uuid4())
-        # Core inserts, not ORM objects: this is the hot path of every answer
-        session.execute(
-            insert(Reservation).values(id=rid, account=account, metric=ask.metric, amount=ask.amount,
-                                       user=user, job_id=job_id, ref=ref, created_at=now, expires_at=now + ttl)
+        session.connection().execute(
+            _INSERT_RESERVATION,
+            {"id": rid, "account": account, "metric": ask.metric, "amount": ask.amount, "user": user,
+             "job_id": job_id, "ref": ref, "created_at": now, "expires_at": now + ttl},
         )  # fmt: skip
         _event(session, now, account, user, ask.metric, "reserve", ask.amount, job_id, ref)
         ids.append(rid)
@@ -189,9 +235,10 @@ def reserve(
 
 
 def _event(session: Session, at, account, user, metric, kind, amount, job_id=None, ref=None) -> None:
-    session.execute(
-        insert(Event).values(at=at or datetime.now(UTC), account=account, user=user, metric=metric,
-                             kind=kind, amount=amount, job_id=job_id, ref=ref)
+    session.connection().execute(
+        _INSERT_EVENT,
+        {"at": at or datetime.now(UTC), "account": account, "user": user, "metric": metric, "kind": kind,
+         "amount": amount, "job_id": job_id, "ref": ref},
     )  # fmt: skip
 
 
@@ -201,18 +248,11 @@ def _aware(when: datetime) -> datetime:
 
 def _take_out(session: Session, reservation_id: str):
     """Delete the reservation; its row if this call deleted it (None: settled already)."""
-    row = session.execute(
-        select(Reservation.account, Reservation.metric, Reservation.amount, Reservation.user,
-               Reservation.job_id, Reservation.ref).where(Reservation.id == reservation_id)
-    ).first()  # fmt: skip
+    connection = session.connection()
+    row = connection.execute(_HELD, {"id": reservation_id}).first()
     if row is None:
         return None
-    deleted = session.execute(
-        delete(Reservation)
-        .where(Reservation.id == reservation_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return row if deleted == 1 else None
+    return row if connection.execute(_DROP, {"id": reservation_id}).rowcount == 1 else None
 
 
 def commit(
@@ -229,16 +269,7 @@ def commit(
     if row is None:
         return False
     real = row.amount if real is None else real
-    p = period if row.metric == PERIODIC else None
-    values = {"reserved": Counter.reserved - row.amount, "used": _used(p) + real}
-    if p is not None:
-        values["period_start"] = _period(p)
-    session.execute(
-        update(Counter)
-        .where(Counter.account == row.account, Counter.metric == row.metric)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    _settle(session, row.account, row.metric, row.amount, real, period if row.metric == PERIODIC else None)
     _event(session, now, row.account, row.user, row.metric, "commit", real, row.job_id, ref or row.ref)
     return True
 
@@ -250,12 +281,7 @@ def release(
     row = _take_out(session, reservation_id)
     if row is None:
         return False
-    session.execute(
-        update(Counter)
-        .where(Counter.account == row.account, Counter.metric == row.metric)
-        .values(reserved=Counter.reserved - row.amount)
-        .execution_options(synchronize_session=False)
-    )
+    _settle(session, row.account, row.metric, row.amount, None, None)
     _event(session, now, row.account, row.user, row.metric, kind, row.amount, row.job_id, row.ref)
     return True
 
@@ -287,15 +313,7 @@ def record(
     """Count work already done with no reservation left (it expired while the job ran on)."""
     p = period if metric == PERIODIC else None
     _ensure(session, account, metric, p)
-    values = {"used": _used(p) + amount}
-    if p is not None:
-        values["period_start"] = _period(p)
-    session.execute(
-        update(Counter)
-        .where(Counter.account == account, Counter.metric == metric)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    _settle(session, account, metric, 0, amount, p)
     _event(session, None, account, user, metric, kind, amount, job_id, ref)
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, select
+from sqlalchemy import DateTime, Integer, String, Text, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from vidrag_kernel.errors import InvalidInput
@@ -228,17 +228,24 @@ def period_bounds(anchor: datetime | None, now: datetime | None = None) -> tuple
     return _add_months(anchor, k), _add_months(anchor, k + 1)
 
 
+_PLAN_ROW = select(PlanRow.__table__).where(PlanRow.__table__.c.user == bindparam("u"))
+
+
 def standing(session: Session, book: PlanBook, user: str, groups: Iterable[str] | None = None) -> Standing:
     """``user``'s plan now. ``groups`` (the caller's groups on this request) are recorded;
     without them the enterprise group last seen is used."""
-    row = session.get(PlanRow, user)
+    # a plain read on every answer; the ORM only when the group seen has changed
+    row = session.connection().execute(_PLAN_ROW, {"u": user}).first()
     if groups is not None:
         org = book.org_of(groups)
-        if row is None and org is not None:
-            row = PlanRow(user=user, plan=book.default, source="default", org=org)
-            session.add(row)
-        elif row is not None and row.org != org:
-            row.org = org
+        if (row is None and org is not None) or (row is not None and row.org != org):
+            stored = session.get(PlanRow, user)
+            if stored is None:
+                stored = PlanRow(user=user, plan=book.default, source="default", org=org)
+                session.add(stored)
+            stored.org = org
+            session.flush()
+            row = stored
     if row is not None and row.source == "admin" and row.plan in book.plans:
         plan, source = book.plans[row.plan], "admin"
     elif row is not None and row.org in book.enterprise:

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,7 @@ class Quotas:
         max_duration = getattr(service.kernel_settings, "max_duration", 4 * 3600)
         self.ingest_hold = timedelta(seconds=max(6 * 3600, INGEST_HOLD_FACTOR * max_duration))
         self._bound = False
+        self._serial = threading.Lock()
 
     @property
     def catalog(self):
@@ -121,6 +123,18 @@ class Quotas:
             plans.use_book(catalog.engine, self.book)
             self._bound = True
         return catalog
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A short transaction of the ledger's own. On SQLite, which has one writer at a
+        time anyway, this process's writers queue on a lock instead of in SQLite's busy
+        handler, whose growing sleeps (up to 100 ms) would leave the lock idle under
+        contention. Correctness never rests on the lock: the conditional UPDATE decides,
+        also across processes."""
+        catalog = self.catalog
+        serial = self._serial if catalog.engine.dialect.name == "sqlite" else nullcontext()
+        with serial, catalog.session() as s:
+            yield s
 
     # -- plans and refusals --------------------------------------------------------------
     def standing(self, session: Session, user: HubUser | str) -> Standing:
@@ -207,7 +221,7 @@ class Quotas:
         """Hold one chat message for the asker (``QuotaExceeded`` when none is left)."""
         now = datetime.now(UTC)
         for attempt in (1, 2):
-            with self.catalog.session() as s:
+            with self._write() as s:
                 standing = self.standing(s, user)
                 limit = standing.plan.limit("messages")
                 try:
@@ -223,7 +237,7 @@ class Quotas:
 
     def settle_message(self, reservation_id: str, ok: bool) -> None:
         """Count the answer (``ok``) or give the message back (it failed)."""
-        with self.catalog.session() as s:
+        with self._write() as s:
             if ok:
                 user = s.scalar(
                     select(ledger.Reservation.user).where(ledger.Reservation.id == reservation_id)
@@ -261,7 +275,7 @@ class Quotas:
     # -- ingest (called by vidrag_hub.work.IngestWorkers) --------------------------------
     def sweep(self, account: str | None = None, now: datetime | None = None) -> int:
         """Settle dead reservations (of one account, or all) in a transaction of their own."""
-        with self.catalog.session() as s:
+        with self._write() as s:
             return ledger.sweep(s, account=account, now=now)
 
     def _owner(self, session: Session, collection_id: str) -> str:
@@ -322,7 +336,7 @@ class Quotas:
         from vidrag_kernel.catalog import IngestJob
 
         now = datetime.now(UTC)
-        with self.catalog.session() as s:
+        with self._write() as s:
             held = {r.metric: r for r in ledger.of_job(s, job_id)}
             if not held:
                 return  # expired meanwhile (a very long run): settle records the real figures
@@ -361,7 +375,7 @@ class Quotas:
     def _settle(self, job_id: str) -> None:
         from vidrag_kernel.catalog import IngestJob, Video
 
-        with self.catalog.session() as s:
+        with self._write() as s:
             job = s.get(IngestJob, job_id)
             held = ledger.of_job(s, job_id)
             if job is None or job.state != "done":
