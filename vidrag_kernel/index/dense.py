@@ -238,6 +238,8 @@ def build(
         seen += len(batch)
         if start < len(batch):
             index.add(np.ascontiguousarray(batch[start:], dtype=np.float32))
+        # let go before the next batch is read: the loop name would hold two at once
+        del batch
     faiss.write_index(index, str(path))
 
 
