@@ -9,16 +9,32 @@ and ingested with real speech recognition, MiniLM and FAISS) it measures:
 - the whole extractive (no-LLM) answer, which runs entirely in-process;
 - a reference run in the same process: embedding the question alone, which every
   answer pays (the ratio shows how much the rest costs on top of it);
-- Recall@1/5/10 and MRR of ``tests/data/lecture_qa.jsonl`` on that collection.
+- Recall@1/5/10 and MRR of ``tests/data/lecture_qa.jsonl`` on that collection;
+- answer quality on the development set (``tests/support/devset.py``: six generated
+  lectures, 97 questions, a tuning and a held-back split), for the captions path (the
+  exact text, from a page's captions track) and the speech path (tiny.en), with the
+  extractive answerer and with an LLM stand-in (an OpenAI-compatible server on
+  127.0.0.1 that reads the prompt and quotes the source sentence sharing most words with
+  the question, or says the videos do not cover it): Recall@1/5, MRR, keyword accuracy,
+  citation hit (first, any), seek accuracy, refusal accuracy, false-refusal rate and how
+  far the first citation starts from the supporting sentence.
 
     python -m benchmarks answer
     python -m benchmarks.answer --repeat 100
+    python -m benchmarks.answer --quality-only --paths captions --split tuning
+
+Ingested development collections are cached under ``.pytest_cache/d/vidrag-devset``
+(keyed by path, chunk settings and code-independent inputs); ``--fresh`` rebuilds them.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -31,7 +47,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import peak_rss_mib, save, table  # noqa: E402
-from tests.support.fake_llm import FakeLLM  # noqa: E402
+from tests.support import devset  # noqa: E402
+from tests.support.fake_llm import SOURCE_RE, FakeLLM  # noqa: E402
 from tests.support.media_server import MediaServer  # noqa: E402
 from tests.support.speech import LECTURE, encode, speak  # noqa: E402
 
@@ -60,11 +77,8 @@ def _summary(name: str, values: list[float]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="benchmarks.answer")
-    parser.add_argument("--repeat", type=int, default=40, help="answers per measure")
-    args = parser.parse_args(argv or [])
-
+def overhead(args) -> dict:
+    """Answer overhead outside the LLM, and retrieval quality on the test lecture."""
     from vidrag_kernel import Workbench
     from vidrag_kernel.embed import get_embedder
     from vidrag_kernel.settings import Settings
@@ -169,7 +183,210 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "per_question": report.items,
     }
-    save("answer", result)
+    return result
+
+
+CACHE = ROOT / ".pytest_cache" / "d" / "vidrag-devset"
+PATHS = ("captions", "speech")
+_TIME = re.compile(r"\(at \d+:\d{2}(?::\d{2})?\)\s*")
+_CONTENT = re.compile(r"[a-z0-9]+")
+_QUESTION_WORDS = {
+    "what",
+    "which",
+    "who",
+    "whom",
+    "when",
+    "where",
+    "why",
+    "how",
+    "many",
+    "much",
+    "does",
+    "did",
+}
+
+
+def _stems(text: str) -> set[str]:
+    from vidrag_kernel.overlap import STOPWORDS
+
+    return {w[:5] for w in _CONTENT.findall(text.lower()) if w not in STOPWORDS and w not in _QUESTION_WORDS}
+
+
+class ReaderLLM(FakeLLM):
+    """An LLM stand-in that reads: it quotes the source sentences that share most words
+    with the question (citing their source numbers), or says the videos do not cover it
+    when no sentence shares half of the question's content words."""
+
+    def compose(self, body: dict) -> str:
+        messages = body.get("messages", [])
+        prompt = str(messages[-1].get("content", "")) if messages else ""
+        question = prompt.rsplit("Question:", 1)[-1]
+        asked = _stems(question)
+        scored = []
+        for m in SOURCE_RE.finditer(prompt.split("\n\nQuestion:")[0]):
+            n, text = int(m.group(1)), _TIME.sub("", m.group(2))
+            for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+                shared = len(asked & _stems(sentence))
+                scored.append((shared, -n, sentence.strip(), n))
+        scored.sort(reverse=True)
+        if not scored or not asked or scored[0][0] < max(1, len(asked) / 2):
+            return "These videos do not cover that."
+        best = [s for s in scored if s[0] >= scored[0][0] - 1][:2]
+        return " ".join(f"{sentence.rstrip('.')} [{n}]." for _, _, sentence, n in best)
+
+
+def _home_key(path: str, settings_kw: dict) -> str:
+    texts = [[s.text for s in lec.sentences] for lec in devset.lectures()]
+    raw = json.dumps([path, sorted(settings_kw.items()), texts], default=str)
+    return f"{path}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+
+
+def dev_workbench(path: str, root: Path, settings_kw: dict, fresh: bool = False):
+    """A Workbench whose collection "Course" holds the six development lectures, ingested
+    through ``path`` (captions or speech); returns it, the timed lectures and the video ids."""
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.settings import Settings
+
+    media = root / f"media-{path}"
+    timed = devset.build_media(CACHE / "audio", media)
+    home = CACHE / "homes" / _home_key(path, settings_kw)
+    marker = home / "devset.json"
+    if fresh and home.exists():
+        shutil.rmtree(home)
+    settings = Settings.from_env(
+        home=home, fetch_allow_hosts=("127.0.0.1",), user="bench", llm_model=None, **settings_kw
+    )
+    if marker.exists():
+        return Workbench(settings), timed, json.loads(marker.read_text())
+    if home.exists():
+        shutil.rmtree(home)
+    server = MediaServer(media)
+    try:
+        wb = Workbench(settings)
+        wb.collections.create("Course")
+        ids = {}
+        t0 = time.perf_counter()
+        for lec in timed:
+            url = server.url(lec.page if path == "captions" else lec.file)
+            mode = "only" if path == "captions" else "never"
+            [result] = wb.ingest(url, collection="Course", captions=mode)
+            assert result.status == "done", result.error
+            ids[lec.file] = result.video_id
+        ids["_ingest_seconds"] = round(time.perf_counter() - t0, 1)
+    finally:
+        server.stop()
+    marker.write_text(json.dumps(ids))
+    return wb, timed, ids
+
+
+def run_questions(wb, timed, ids: dict, questions) -> list[dict]:
+    """Each question's retrieval rank and answer measures."""
+    from vidrag_kernel.evaluate import answer_measures, first_hit, parse_item
+
+    by_id = {lec.id: lec for lec in timed}
+    scope = wb.retriever.scope("Course")
+    lookup = {k: v for k, v in ids.items() if not k.startswith("_")}
+    rows = []
+    for q in questions:
+        raw = {"question": q.question, "keywords": q.keywords, "answerable": q.answerable}
+        if q.answerable:
+            raw["expected"] = devset.spans(q, by_id)
+        item = parse_item(raw)
+        row = {"id": q.id, "split": q.split, "kind": q.kind}
+        if item.spans:
+            hits = wb.retriever.retrieve(item.question, scope, 10, merge=False).hits
+            row["rank"] = first_hit(hits, item.spans, lookup)
+        answer = wb.ask(item.question, "Course", save=False)
+        row.update(answer_measures(item, answer, lookup))
+        first = answer.citations[0] if answer.citations and not answer.no_answer else None
+        row["first_citation"] = None if first is None else [first.video_id[:8], first.start, first.end]
+        row["answer"] = answer.text
+        row["latency_ms"] = answer.latency_ms
+        rows.append(row)
+    return rows
+
+
+def quality_figures(rows: list[dict]) -> dict:
+    from vidrag_kernel.evaluate import retrieval_metrics, summarize_answers
+
+    r = retrieval_metrics([row["rank"] for row in rows if "rank" in row])
+    a = summarize_answers(rows)
+    cross = [row for row in rows if row.get("videos_wanted", 0) > 1]
+    return {
+        "questions": len(rows),
+        "recall@1": round(r["recall@1"], 4),
+        "recall@5": round(r["recall@5"], 4),
+        "mrr": round(r["mrr"], 4),
+        **{k: v for k, v in a.items() if k not in ("answerable", "unanswerable")},
+        "cross_both_videos": round(
+            sum(row["videos_cited"] == row["videos_wanted"] for row in cross) / len(cross), 4
+        )
+        if cross
+        else None,
+    }
+
+
+def quality(args) -> dict:
+    """The development-set figures for every path, answerer and split asked for."""
+    settings_kw = {}
+    if args.chunk_tokens:
+        settings_kw.update(chunk_tokens=args.chunk_tokens, chunk_min_tokens=min(16, args.chunk_tokens // 4))
+        settings_kw.update(chunk_overlap_tokens=args.chunk_overlap)
+    splits = devset.SPLITS if args.split == "both" else (args.split,)
+    questions = [q for q in devset.questions() if q.split in splits]
+    table_rows, per_question = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in args.paths.split(","):
+            wb, timed, ids = dev_workbench(path, Path(tmp), settings_kw, args.fresh)
+            answerers = [("extractive", wb)]
+            llm = None
+            if not args.no_llm:
+                llm = ReaderLLM()
+                llm_wb = type(wb)(
+                    wb.settings.with_(
+                        llm_model="openai/reader", llm_api_base=llm.api_base, llm_api_key="x", llm_retries=0
+                    )
+                )
+                answerers.append(("llm stand-in", llm_wb))
+            try:
+                for name, w in answerers:
+                    rows = run_questions(w, timed, ids, questions)
+                    per_question[f"{path}/{name}"] = rows
+                    for split in splits:
+                        figures = quality_figures([r for r in rows if r["split"] == split])
+                        table_rows.append({"path": path, "answerer": name, "split": split, **figures})
+            finally:
+                if llm is not None:
+                    llm_wb.close()
+                    llm.stop()
+                wb.close()
+    table("answer quality on the development set", table_rows)
+    return {"figures": table_rows, "settings": settings_kw, "per_question": per_question}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmarks.answer")
+    parser.add_argument("--repeat", type=int, default=40, help="answers per measure")
+    parser.add_argument("--quality-only", action="store_true", help="only the development-set figures")
+    parser.add_argument("--no-quality", action="store_true", help="only the overhead figures")
+    parser.add_argument("--paths", default="captions,speech", help="captions, speech or both (comma)")
+    parser.add_argument("--split", default="both", choices=["tuning", "heldback", "both"])
+    parser.add_argument("--no-llm", action="store_true", help="skip the LLM stand-in")
+    parser.add_argument("--fresh", action="store_true", help="ingest the development lectures again")
+    parser.add_argument("--chunk-tokens", type=int, default=0, help="chunk size (default: the setting's)")
+    parser.add_argument("--chunk-overlap", type=int, default=0, help="with --chunk-tokens: overlap")
+    parser.add_argument("--save-as", default="answer", help="name of the JSON under benchmarks/results/")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parser().parse_args(argv or [])
+    result: dict = {}
+    if not args.quality_only:
+        result.update(overhead(args))
+    if not args.no_quality:
+        result["dev_quality"] = quality(args)
+    save(args.save_as, result)
     return result
 
 

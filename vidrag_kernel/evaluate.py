@@ -17,6 +17,11 @@ A QA set is JSON Lines, one question per line::
 - Answers: with ``keywords`` an answer is right when every keyword appears in it (case
   insensitive); ``"answerable": false`` is right when the answer says nothing relevant
   was found. Answer accuracy is the share of such questions answered right.
+- Where the answer points (``answer_measures``, for questions with spans): citation hit
+  (the first citation, or any, overlaps an expected span), seek accuracy (the first
+  citation starts within ``SEEK_SECONDS`` of an expected span's start, so the player
+  lands on the supporting sentence) and that distance; refusal accuracy (unanswerable
+  questions marked ``no_answer``) and the false-refusal rate (answerable ones marked so).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from pathlib import Path
 from .errors import InvalidInput, NotFound
 
 KS = (1, 5, 10)
+#: a citation starting this close to the supporting sentence's start seeks to the right moment
+SEEK_SECONDS = 5.0
 
 
 @dataclass
@@ -158,6 +165,71 @@ def answer_correct(item: QAItem, answer) -> bool:
     return all(k.lower() in text for k in item.keywords)
 
 
+def answer_measures(item: QAItem, answer, video_ids: dict[str, str]) -> dict:
+    """Where ``answer`` points for ``item``: keyword, refusal, citation hit and seek figures.
+
+    ``video_ids`` maps the QA set's video references to video ids. ``first_distance`` is
+    the seconds between the first citation's start and the nearest expected span start in
+    the same video (None when it cites another video or nothing).
+    """
+    row: dict = {"answerable": item.answerable, "no_answer": bool(answer.no_answer)}
+    if not item.answerable:
+        row["refused"] = bool(answer.no_answer)
+        return row
+    text = answer.text.lower()
+    row["keywords_ok"] = not answer.no_answer and all(k.lower() in text for k in item.keywords)
+    cites = [] if answer.no_answer else list(answer.citations)
+
+    def hits(c) -> bool:
+        return any(
+            video_ids.get(s.video) == c.video_id and c.start < s.end and c.end > s.start for s in item.spans
+        )
+
+    def distance(c) -> float | None:
+        same = [abs(c.start - s.start) for s in item.spans if video_ids.get(s.video) == c.video_id]
+        return min(same) if same else None
+
+    first = cites[0] if cites else None
+    row["first_hit"] = bool(first) and hits(first)
+    row["any_hit"] = any(hits(c) for c in cites)
+    row["first_distance"] = None if first is None else distance(first)
+    row["seek_ok"] = row["first_distance"] is not None and row["first_distance"] <= SEEK_SECONDS
+    # a question whose answer needs several videos: how many of them the citations reach
+    wanted = {video_ids.get(s.video) for s in item.spans}
+    row["videos_cited"] = len(wanted & {c.video_id for c in cites if hits(c)})
+    row["videos_wanted"] = len(wanted)
+    return row
+
+
+def summarize_answers(rows: Sequence[dict]) -> dict:
+    """The answer figures of ``answer_measures`` rows (shares of the questions they apply to)."""
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+
+    def share(group: list[dict], key: str) -> float | None:
+        return round(sum(bool(r[key]) for r in group) / len(group), 4) if group else None
+
+    distances = sorted(r["first_distance"] for r in answerable if r.get("first_distance") is not None)
+
+    def pct(q: float) -> float | None:
+        if not distances:
+            return None
+        return round(distances[min(len(distances) - 1, int(round(q * (len(distances) - 1))))], 2)
+
+    return {
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "keyword_accuracy": share(answerable, "keywords_ok"),
+        "first_citation_hit": share(answerable, "first_hit"),
+        "any_citation_hit": share(answerable, "any_hit"),
+        "seek_accuracy": share(answerable, "seek_ok"),
+        "refusal_accuracy": share(unanswerable, "refused"),
+        "false_refusal_rate": share(answerable, "no_answer"),
+        "first_distance_p50_s": pct(0.5),
+        "first_distance_p90_s": pct(0.9),
+    }
+
+
 def _video_lookup(wb, collection: str | None, items: list[QAItem]) -> dict[str, str]:
     """Map each video reference of the QA set to a video id (by id, title or URL)."""
     videos = wb.videos.list(collection)
@@ -187,6 +259,7 @@ def evaluate(
     lookup = _video_lookup(wb, collection, items)
     scope = wb.retriever.scope(collection)
     ranks: list[int | None] = []
+    measured: list[dict] = []
     correct = 0
     judged = 0
     modes: dict[str, int] = {}
@@ -205,11 +278,19 @@ def evaluate(
             correct += ok
             modes[answer.mode] = modes.get(answer.mode, 0) + 1
             row.update(correct=ok, no_answer=answer.no_answer, mode=answer.mode, answer=answer.text)
+            if item.spans or not item.answerable:
+                row.update(answer_measures(item, answer, lookup))
+                measured.append(row)
         report_items.append(row)
     return EvalReport(
         collection=collection,
         questions=len(items),
         retrieval=retrieval_metrics(ranks),
-        answers={"n": judged, "accuracy": correct / judged if judged else None, "modes": modes},
+        answers={
+            "n": judged,
+            "accuracy": correct / judged if judged else None,
+            "modes": modes,
+            **(summarize_answers(measured) if measured else {}),
+        },
         items=report_items,
     )
