@@ -25,8 +25,10 @@ class ServiceHub:
         self.root = root
         self.service_token = secrets.token_hex(16)
         self.service_port = free_port()
+        # the app runs in-process (or on uvicorn once the hub is up): JupyterHub 6 waits a
+        # service's `timeout` (30 s by default) for it at start, and only warns; 1 s is enough
         extra = (
-            "c.JupyterHub.services = [{'name': 'vidrag', "
+            "c.JupyterHub.services = [{'name': 'vidrag', 'timeout': 1, "
             f"'url': 'http://127.0.0.1:{self.service_port}', 'api_token': {self.service_token!r}}}]"
         )
         # hub admins come from the configuration: the REST API cannot make one
