@@ -161,11 +161,12 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, lectures):
             victim["worker"] = event.message  # the worker address the task reported
             first_transcription.set()
 
+    pids = killer.run(os.getpid)  # worker address -> its process, known before the batch
+
     def kill() -> None:
-        if first_transcription.wait(120):
-            pid = killer.run(os.getpid, workers=[victim["worker"]])[victim["worker"]]
-            victim["pid"] = pid
-            os.kill(pid, signal.SIGKILL)
+        if first_transcription.wait(300):
+            victim["pid"] = pids[victim["worker"]]
+            os.kill(victim["pid"], signal.SIGKILL)
 
     thread = threading.Thread(target=kill, daemon=True)
     thread.start()
