@@ -37,6 +37,8 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vidrag_kernel.errors import VidragError
+
 from .errors import HubUnreachable, Unauthenticated
 from .settings import ServiceSettings
 
@@ -158,7 +160,8 @@ class BrowserLogin:
 
     async def user(self, request: Request, identity):
         """The logged-in browser user (a ``HubUser``), or None: no cookie, a forged one, or a
-        token the hub no longer accepts (the session is over; the caller sends them to log in)."""
+        token the hub no longer accepts (the session is over; the caller sends them to log in).
+        ``HubUnreachable`` when the hub does not answer."""
         token = self.session_token(request)
         if not token:
             return None
@@ -166,7 +169,9 @@ class BrowserLogin:
             return await identity.user(token)
         except HubUnreachable:
             raise
-        except Unauthenticated:
+        except VidragError:
+            # unknown, expired, or no longer allowed on the service: log in again, and the
+            # hub's answer at the callback says why if it still refuses
             return None
 
     def xsrf_token(self, request: Request) -> str:

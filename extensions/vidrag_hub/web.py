@@ -188,10 +188,10 @@ def router(service) -> APIRouter:
 
     @r.get(prefix + "join/{token}")
     async def join_page(request: Request, token: str):
-        user = await signed_in(request)
-        if user is None:
-            return to_login(request)
         try:
+            user = await signed_in(request)
+            if user is None:
+                return to_login(request)
             await run_in_threadpool(service.count_redeem, user.name)
             offer = await run_in_threadpool(preview, user, token)
         except VidragError as exc:
@@ -221,10 +221,10 @@ def router(service) -> APIRouter:
 
     @r.post(prefix + "join/{token}")
     async def join(request: Request, token: str):
-        user = await signed_in(request)
-        if user is None:
-            return to_login(request, 303)
         try:
+            user = await signed_in(request)
+            if user is None:
+                return to_login(request, 303)
             login.check_xsrf(request, (await form_fields(request)).get("_xsrf"))
             joined = await run_in_threadpool(redeem, user, token)
         except VidragError as exc:
@@ -257,10 +257,10 @@ def router(service) -> APIRouter:
 
     @r.get(prefix + "join/invite/{invite_id}")
     async def invite_page(request: Request, invite_id: str, token: str = ""):
-        user = await signed_in(request)
-        if user is None:
-            return to_login(request)
         try:
+            user = await signed_in(request)
+            if user is None:
+                return to_login(request)
             await run_in_threadpool(service.count_redeem, user.name)
             offer = await run_in_threadpool(invite_offer, user, invite_id, token)
         except VidragError as exc:
@@ -279,10 +279,10 @@ def router(service) -> APIRouter:
 
     @r.post(prefix + "join/invite/{invite_id}")
     async def answer_invite(request: Request, invite_id: str, token: str = ""):
-        user = await signed_in(request)
-        if user is None:
-            return to_login(request, 303)
         try:
+            user = await signed_in(request)
+            if user is None:
+                return to_login(request, 303)
             fields = await form_fields(request)
             login.check_xsrf(request, fields.get("_xsrf"))
             accept = fields.get("answer") != "decline"
