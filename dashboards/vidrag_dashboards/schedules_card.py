@@ -63,9 +63,10 @@ class SchedulesCard(Card):
         self.cron = pn.widgets.TextInput(
             label="When (cron: minute hour day month weekday)",
             value="0 3 * * *",
-            description=EXAMPLES,
             sizing_mode="stretch_width",
         )
+        # examples as text, not a tooltip: Bokeh's tooltip icon has no accessible name
+        self.cron_hint = pn.pane.HTML(f"<p>{esc(EXAMPLES)}</p>", sizing_mode="stretch_width")
         self.timezone = pn.widgets.TextInput(
             label="Time zone", value="UTC", placeholder="Europe/Berlin", sizing_mode="stretch_width"
         )
@@ -114,6 +115,7 @@ class SchedulesCard(Card):
             pn.pane.HTML("<h3>New schedule</h3>", margin=(0, 5)),
             self.sources,
             flex(self.cron, self.timezone, self.captions, basis="160px"),
+            self.cron_hint,
             self.create_button,
             self.history_heading,
             self.runs,

@@ -31,10 +31,11 @@ from .models import ServiceBase, utcnow
 
 log = logging.getLogger("vidrag_hub.schedules")
 
-#: a run whose heartbeat is older than this is taken to be dead (its process stopped)
-STALE_AFTER = timedelta(minutes=10)
-#: how often a running run says it is alive
+#: how often a running run says it is alive (``heartbeat_at``)
 HEARTBEAT_SECONDS = 30.0
+#: a run whose heartbeat is older than this is taken to be dead (its process stopped),
+#: so a restarted service frees its schedule within minutes
+STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
 
 
 class InvalidSchedule(InvalidInput):
