@@ -203,9 +203,9 @@ class Quotas:
                 if self.book.upgrade_url
                 else "the Upgrade button under Usage & billing in the vidrag dashboard"
             )
-            sentence += f". Upgrade to {bigger} for more: {where}"
+            sentence += f"; upgrade to {bigger} for more: {where}"
         else:
-            sentence += ". Ask the administrator of this hub for a bigger plan"
+            sentence += "; ask the administrator of this hub for a bigger plan"
         return QuotaExceeded(
             sentence + ".",
             metric=metric,
