@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from vidrag_kernel.errors import Forbidden
+from vidrag_kernel.errors import Forbidden, InvalidInput
 
 from . import ledger, plans
 from .deps import User
@@ -78,6 +78,8 @@ def router(service) -> APIRouter:
         """Put a user on a plan by hand (or, with ``plan`` null, undo that), with an
         audit entry naming the admin (hub admins)."""
         _admin(caller)
+        if not name.strip() or len(name) > 255:
+            raise InvalidInput("A JupyterHub user name is 1 to 255 characters")
         with quotas.catalog.session() as s:
             if body.plan is None:
                 plans.set_plan(s, name, quotas.book.default, source="default", actor=caller.name,
