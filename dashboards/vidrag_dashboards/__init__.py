@@ -11,7 +11,7 @@ serves local media files to the player). In Voila: ``dashboards/workbench.ipynb`
 Modules: ``app`` (the page, tabs, template, these three functions); ``collection_manager``, a
 page of cards (``card`` is their base): ``collections_card``, ``add_videos`` (with the upload
 receiver and ``uploads``), ``failed_jobs``, ``videos_card``, and with the vidrag service ``sharing_card`` (members,
-invites, share links), ``schedules_card`` (scheduled batch ingests) and ``invites_banner`` (invites waiting for me); ``scopes`` (grouping
+invites, share links), ``schedules_card`` (scheduled batch ingests), ``invites_banner`` (invites waiting for me) and ``usage_card`` (the Usage & billing tab); ``scopes`` (grouping
 "My collections" and "Shared with me"); ``chat_panel``; ``player`` and
 ``media`` (playing videos from a second), ``transcript``; ``state`` and ``background``
 (per-session state, work off the UI thread); ``feedback`` (the one error edge and notices);
