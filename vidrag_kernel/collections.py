@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +36,8 @@ class CollectionInfo:
     created_at: datetime | None = None
     #: the library holding it: "local" (this server's data) or "shared" (the vidrag service)
     library: str = "local"
+    #: course terms and names given to speech recognition when its videos are transcribed
+    glossary: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -50,6 +53,30 @@ def _clean_meta(meta: dict) -> dict:
             out[key] = sorted({str(t).strip() for t in (value or []) if str(t).strip()})
         elif value is not None and str(value).strip():
             out[key] = str(value).strip()
+    return out
+
+
+GLOSSARY_TERMS = 200  # whisper reads at most ~220 prompt tokens; more terms would be cut anyway
+
+
+def clean_glossary(glossary: str | Sequence[str] | None) -> list[str]:
+    """Course terms from a comma- or newline-separated string or a list: stripped,
+    duplicates dropped (first spelling kept), order kept."""
+    if glossary is None:
+        return []
+    if isinstance(glossary, str):
+        glossary = glossary.replace("\n", ",").split(",")
+    out: list[str] = []
+    seen: set[str] = set()
+    for term in glossary:
+        term = " ".join(str(term).split())
+        if term and term.lower() not in seen:
+            if len(term) > 100:
+                raise InvalidInput(f"Glossary terms are at most 100 characters: {term[:40]!r}…")
+            seen.add(term.lower())
+            out.append(term)
+    if len(out) > GLOSSARY_TERMS:
+        raise InvalidInput(f"A glossary holds at most {GLOSSARY_TERMS} terms ({len(out)} given)")
     return out
 
 
@@ -141,12 +168,18 @@ class Collections:
             total_duration=float(total or 0.0),
             role=self._access.role(session, row) or "none",
             created_at=row.created_at,
+            glossary=list(row.glossary or []),
         )
 
     # -- public API ----------------------------------------------------------------------
-    def create(self, name: str, description: str = "", **meta) -> CollectionInfo:
-        """Create a collection; ``meta`` may hold instructor, subject, semester, tags."""
+    def create(
+        self, name: str, description: str = "", *, glossary: str | Sequence[str] | None = None, **meta
+    ) -> CollectionInfo:
+        """Create a collection; ``meta`` may hold instructor, subject, semester, tags;
+        ``glossary`` lists course terms and names ("Wegener, Pangaea, slab pull") that
+        speech recognition is told to expect in its videos."""
         name = _name(name)
+        terms = clean_glossary(glossary)
         unknown = set(meta) - set(META_KEYS)
         if unknown:
             raise InvalidInput(f"Unknown collection fields: {', '.join(sorted(unknown))}")
@@ -156,16 +189,19 @@ class Collections:
                 raise Conflict(f"A collection named {name!r} already exists")
             row = Collection(owner=owner, name=name, description=description or "", meta=_clean_meta(meta))
             row.is_default = False
+            row.glossary = terms
             s.add(row)
             s.flush()
             return self.info(s, row)
 
-    def get_or_create(self, name: str, description: str = "", **meta) -> CollectionInfo:
+    def get_or_create(
+        self, name: str, description: str = "", *, glossary: str | Sequence[str] | None = None, **meta
+    ) -> CollectionInfo:
         """The collection called ``name``, created if missing."""
         try:
             return self.get(name)
         except NotFound:
-            return self.create(name, description, **meta)
+            return self.create(name, description, glossary=glossary, **meta)
 
     def get(self, ref: str | None = None) -> CollectionInfo:
         """One collection by name or id (None = the default "Uncategorized")."""
@@ -191,9 +227,16 @@ class Collections:
         return infos
 
     def update(
-        self, ref: str, *, name: str | None = None, description: str | None = None, **meta
+        self,
+        ref: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        glossary: str | Sequence[str] | None = None,
+        **meta,
     ) -> CollectionInfo:
-        """Rename or change description and metadata (given fields only)."""
+        """Rename or change description, glossary and metadata (given fields only; an
+        empty glossary clears it). A new glossary applies to videos transcribed from now on."""
         unknown = set(meta) - set(META_KEYS)
         if unknown:
             raise InvalidInput(f"Unknown collection fields: {', '.join(sorted(unknown))}")
@@ -212,6 +255,8 @@ class Collections:
                 row.name = name
             if description is not None:
                 row.description = description
+            if glossary is not None:
+                row.glossary = clean_glossary(glossary)
             if meta:
                 row.meta = _clean_meta({**(row.meta or {}), **meta})
             s.flush()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from . import stages
-from .catalog import CollectionVideo, IngestJob, Video
+from .catalog import Collection, CollectionVideo, IngestJob, Video
 from .context import Context
 from .errors import InvalidInput, NotFound, VidragError
 from .progress import ProgressCallback, Reporter, scaled, silent
@@ -214,6 +214,12 @@ class Ingestor:
             s.flush()
             return job.id
 
+    def _glossary(self, collection_id: str) -> list[str]:
+        """The course terms of the collection a video is transcribed for."""
+        with self._ctx.catalog.session() as s:
+            row = s.get(Collection, collection_id)
+            return list(row.glossary or []) if row is not None else []
+
     def run_one(
         self,
         info: MediaInfo,
@@ -236,7 +242,9 @@ class Ingestor:
             transcript = fetched.transcript
             if transcript is None:
                 with job.stage("transcribing", "transcribe") as report:
-                    transcript = stages.transcribe(fetched.audio, settings, report)
+                    transcript = stages.transcribe(
+                        fetched.audio, settings, report, self._glossary(collection_id)
+                    )
             job.source = transcript.source
             with job.stage("chunking", "chunk"):
                 chunks = stages.chunk(transcript, info.chapters, settings, info.title)

@@ -92,11 +92,18 @@ def fetch(
     return Fetched(audio=download_audio(info, media_dir, settings, report))
 
 
-def transcribe(audio: Path, settings: Settings, report: Reporter = _quiet) -> Transcript:
-    """Speech recognition of ``audio`` with the configured transcriber."""
+def transcribe(
+    audio: Path, settings: Settings, report: Reporter = _quiet, glossary: Sequence[str] | None = None
+) -> Transcript:
+    """Speech recognition of ``audio`` with the configured transcriber; ``glossary``
+    (the collection's course terms and names) is given to the model as hints."""
     from .transcribe import get_transcriber
 
-    return get_transcriber(settings).transcribe(audio, report)
+    transcriber = get_transcriber(settings)
+    if glossary:
+        return transcriber.transcribe(audio, report, glossary=list(glossary))
+    # no glossary: the engine is called as before, so engines without the option still work
+    return transcriber.transcribe(audio, report)
 
 
 def chunk(
@@ -170,6 +177,7 @@ def prepare(
     captions: str,
     report: Reporter = _quiet,
     on_stage: Callable[[str], None] | None = None,
+    glossary: Sequence[str] | None = None,
 ) -> Prepared:
     """fetch → transcribe → chunk → embed for one video, touching no catalog or index.
 
@@ -177,7 +185,8 @@ def prepare(
     papermill kernel); the writer of the collection then calls ``commit`` with the result.
     ``on_stage(state)`` is called as each stage starts, with the job state it means
     ("fetching", "transcribing", "chunking", "embedding"), so a caller far from the
-    catalog can show where the work is.
+    catalog can show where the work is. ``glossary``: the collection's course terms,
+    passed to speech recognition (captions are used as published).
     """
     on_stage = on_stage or (lambda _state: None)
     clock = _Clock()
@@ -189,7 +198,7 @@ def prepare(
     if transcript is None:
         t0 = perf_counter()
         on_stage("transcribing")
-        transcript = transcribe(fetched.audio, settings, report)
+        transcript = transcribe(fetched.audio, settings, report, glossary)
         clock("transcribe", t0)
     t0 = perf_counter()
     on_stage("chunking")

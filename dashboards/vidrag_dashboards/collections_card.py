@@ -61,6 +61,12 @@ class CollectionsCard(Card):
         self.f_subject = pn.widgets.TextInput(label="Subject", sizing_mode="stretch_width")
         self.f_semester = pn.widgets.TextInput(label="Semester", sizing_mode="stretch_width")
         self.f_tags = pn.widgets.TextInput(label="Tags (comma separated)", sizing_mode="stretch_width")
+        # speech recognition is told to expect these when the collection's videos are transcribed
+        self.f_glossary = pn.widgets.TextInput(
+            label="Glossary: course terms and names (comma separated)",
+            placeholder="Wegener, Pangaea, slab pull",
+            sizing_mode="stretch_width",
+        )
         self.new_button = button("New collection")
         self.create_button = button("Create collection", "primary")
         self.save_button = button("Save changes")
@@ -87,6 +93,7 @@ class CollectionsCard(Card):
             ),
             flex(self.f_name, self.f_description, basis="260px"),
             flex(self.f_instructor, self.f_subject, self.f_semester, self.f_tags, basis="180px"),
+            self.f_glossary,
             pn.FlexBox(
                 self.new_button, self.create_button, self.save_button, self.delete_button, flex_wrap="wrap"
             ),
@@ -145,6 +152,7 @@ class CollectionsCard(Card):
             self.f_subject,
             self.f_semester,
             self.f_tags,
+            self.f_glossary,
         )
 
     def fill_form(self) -> None:
@@ -158,6 +166,7 @@ class CollectionsCard(Card):
         self.f_subject.value = info.subject or ""
         self.f_semester.value = info.semester or ""
         self.f_tags.value = ", ".join(info.tags)
+        self.f_glossary.value = ", ".join(info.glossary)
 
     def clear_form(self) -> None:
         """Empty the details, so a new collection does not start as a copy of the selected one."""
@@ -181,6 +190,7 @@ class CollectionsCard(Card):
             "subject": self.f_subject.value or None,
             "semester": self.f_semester.value or None,
             "tags": tags,
+            "glossary": [t.strip() for t in self.f_glossary.value.split(",") if t.strip()],
         }
 
     def create(self) -> None:

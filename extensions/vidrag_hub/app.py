@@ -166,6 +166,7 @@ class CollectionIn(BaseModel):
     subject: str | None = None
     semester: str | None = None
     tags: list[str] = Field(default_factory=list)
+    glossary: list[str] | str = Field(default_factory=list)  # course terms (a list, or comma-separated)
 
 
 class CollectionPatch(BaseModel):
@@ -175,6 +176,7 @@ class CollectionPatch(BaseModel):
     subject: str | None = None
     semester: str | None = None
     tags: list[str] | None = None
+    glossary: list[str] | str | None = None
 
 
 Role = Literal["viewer", "editor"]

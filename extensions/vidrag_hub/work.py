@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from distributed import WorkerPlugin
 from sqlalchemy import select
 
-from vidrag_kernel.catalog import Catalog, IngestJob, Video
+from vidrag_kernel.catalog import Catalog, Collection, IngestJob, Video
 from vidrag_kernel.errors import InvalidInput, NotFound, VidragError
 from vidrag_kernel.ingest import CAPTION_MODES, worker_id
 from vidrag_kernel.jobs import ACTIVE
@@ -123,6 +123,7 @@ def run_stages(
     media_dir: str,
     settings: Settings,
     captions: str,
+    glossary: list[str] | None = None,
 ) -> Outcome:
     """On a Dask worker: fetch, transcribe, chunk and embed one video (``stages.prepare``).
 
@@ -156,7 +157,7 @@ def run_stages(
             send("fetching", 0.0)
             info = _pick(plan_source(source, settings), source, source_key)
         prepared = stages.prepare(
-            info, Path(media_dir), settings, captions, report, lambda state: send(state, 0.0)
+            info, Path(media_dir), settings, captions, report, lambda state: send(state, 0.0), glossary
         )
         return Outcome(prepared=prepared)
     except VidragError as exc:
@@ -471,10 +472,14 @@ class IngestWorkers:
         # a fresh key per attempt: a retried job must not get the old attempt's result,
         # and progress events of an attempt still running somewhere can be told apart
         key = f"vidrag-ingest-{job_id}-{uuid.uuid4().hex[:8]}"
+        with self._catalog.session() as s:  # the collection's course terms, read at each attempt
+            row = s.get(IngestJob, job_id)
+            collection = s.get(Collection, row.collection_id) if row and row.collection_id else None
+            glossary = list(collection.glossary or []) if collection is not None else []
         with self._lock:
             future = client.submit(
                 run_stages, job_id, key, source, info, source_key, str(media), self.worker_settings, captions,
-                key=key, pure=False,
+                glossary, key=key, pure=False,
             )  # fmt: skip
             self._futures[job_id] = future
         future.add_done_callback(lambda f: self._finished(job_id, f))

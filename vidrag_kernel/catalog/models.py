@@ -61,6 +61,8 @@ class Collection(Base):
     # instructor, subject, semester, tags (list of str)
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # course terms and names, given to speech recognition as hints (a list of str)
+    glossary: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -127,6 +129,23 @@ class Segment(Base):
     words: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
     video: Mapped[Video] = relationship(back_populates="segments")
+
+
+class Correction(Base):
+    """A person's fix of one transcript line, kept apart from the segments so that it
+    is applied again over a new transcript (matched by the line's start time)."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (UniqueConstraint("video_id", "start", name="uq_correction_video_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    original: Mapped[str] = mapped_column(Text)  # the line as recognised, for review
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Chunk(Base):

@@ -98,8 +98,20 @@ def cmd_collections(args) -> int:
             subject=args.subject,
             semester=args.semester,
             tags=_csv(args.tags),
+            glossary=args.glossary,
         )
         emit_json(c.to_dict()) if args.json else print(f"created {c.name} ({c.id})")
+        return 0
+    if args.action == "edit":
+        meta = {
+            k: getattr(args, k) for k in ("instructor", "subject", "semester") if getattr(args, k) is not None
+        }
+        if args.tags is not None:
+            meta["tags"] = _csv(args.tags)
+        c = wb.collections.update(
+            args.name, name=args.rename, description=args.description, glossary=args.glossary, **meta
+        )
+        emit_json(c.to_dict()) if args.json else print(f"changed {c.name} ({c.id})")
         return 0
     if args.action == "show":
         c = wb.collections.get(args.name)
@@ -113,6 +125,8 @@ def cmd_collections(args) -> int:
                 print(f"  {key}: {getattr(c, key)}")
         if c.tags:
             print(f"  tags: {', '.join(c.tags)}")
+        if c.glossary:
+            print(f"  glossary: {', '.join(c.glossary)}")
         for v in videos:
             print(f"  {v.id}  {format_time(v.duration or 0):>8}  {v.status:7} {v.title}")
         return 0
@@ -198,14 +212,20 @@ def register(sub) -> None:
     p.add_argument("--progress", action="store_true", help="show progress bars even when not on a terminal")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("collections", help="list, create, show, delete or publish collections")
-    p.add_argument("action", choices=["list", "create", "show", "delete", "publish"])
+    p = sub.add_parser("collections", help="list, create, edit, show, delete or publish collections")
+    p.add_argument("action", choices=["list", "create", "edit", "show", "delete", "publish"])
     p.add_argument("name", nargs="?")
     p.add_argument("--description", "-d")
     p.add_argument("--instructor")
     p.add_argument("--subject")
     p.add_argument("--semester")
     p.add_argument("--tags", help="comma-separated")
+    p.add_argument(
+        "--glossary",
+        help='course terms and names, comma-separated ("Wegener, Pangaea, slab pull"): speech '
+        'recognition is told to expect them; "" clears it',
+    )
+    p.add_argument("--rename", metavar="NEW", help="on edit, the collection's new name")
     p.add_argument("--search", help="filter the list")
     p.add_argument("--keep-videos", action="store_true", help="on delete, move videos to Uncategorized")
     p.add_argument("--as", dest="as_name", metavar="NEW", help="on publish, the shared collection's name")
@@ -245,7 +265,7 @@ def _needs_name(func):
     def wrapped(args):
         from ..errors import InvalidInput
 
-        if args.action in {"create", "show", "delete", "publish"} and not args.name:
+        if args.action in {"create", "edit", "show", "delete", "publish"} and not args.name:
             raise InvalidInput(f"'collections {args.action}' needs a collection name")
         return func(args)
 

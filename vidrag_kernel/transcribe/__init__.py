@@ -17,6 +17,7 @@ settings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -30,8 +31,12 @@ class Transcriber(Protocol):
 
     engine: str
 
-    def transcribe(self, audio: str | Path, report: Reporter | None = None) -> Transcript:
-        """The transcript of ``audio``; ``report(fraction, message)`` is called as it goes."""
+    def transcribe(
+        self, audio: str | Path, report: Reporter | None = None, glossary: Sequence[str] | None = None
+    ) -> Transcript:
+        """The transcript of ``audio``; ``report(fraction, message)`` is called as it goes;
+        ``glossary`` lists course terms and names to expect (engines that cannot use it
+        ignore it)."""
         ...
 
 

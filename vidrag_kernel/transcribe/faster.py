@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import InvalidInput, ModelError
@@ -59,6 +60,29 @@ def load_model(settings: Settings):
         return model
 
 
+def glossary_options(glossary: Sequence[str] | None, how: str = "hotwords") -> dict:
+    """The decoding options that tell whisper to expect a collection's course terms.
+
+    ``hotwords`` are put before every 30-second window (in the batched and the
+    sequential decoder alike); ``initial_prompt`` reads like earlier text and, in the
+    sequential decoder, only leads the first window. ``how`` is "hotwords", "prompt"
+    or "both"; no terms give no options.
+    """
+    terms = [t.strip() for t in glossary or () if t and t.strip()]
+    if not terms:
+        return {}
+    text = ", ".join(terms)
+    options: dict = {}
+    if how in ("hotwords", "both"):
+        options["hotwords"] = text
+    if how in ("prompt", "both"):
+        # written as a sentence so the model continues in the same style and spelling
+        options["initial_prompt"] = f"Terms in this lecture: {text}."
+    if not options:
+        raise InvalidInput(f"Unknown glossary mode {how!r}: hotwords, prompt or both")
+    return options
+
+
 class FasterWhisperTranscriber:
     """Speech recognition with faster-whisper.
 
@@ -69,14 +93,20 @@ class FasterWhisperTranscriber:
     """
 
     engine = "faster-whisper"
+    #: how a glossary reaches the model (see ``glossary_options``); measured with
+    #: ``benchmarks/transcribe.py --glossary``
+    glossary_as = "hotwords"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.model = load_model(settings)  # once per process; a missing model fails here
 
-    def transcribe(self, audio: str | Path, report: Reporter | None = None) -> Transcript:
+    def transcribe(
+        self, audio: str | Path, report: Reporter | None = None, glossary: Sequence[str] | None = None
+    ) -> Transcript:
         """Transcribe ``audio`` window by window (``WINDOW`` seconds, cut at pauses), so
-        memory stays flat however long the lecture is."""
+        memory stays flat however long the lecture is. ``glossary``: course terms and
+        names the model is told to expect (the collection's glossary)."""
         from faster_whisper import BatchedInferencePipeline
 
         from .audio import probe_duration, windows
@@ -90,6 +120,7 @@ class FasterWhisperTranscriber:
             # 30 s), which ``sentence_segments`` cuts into sentences timed by their words
             word_timestamps=True,
             vad_filter=st.whisper_vad,
+            **glossary_options(glossary, self.glossary_as),
         )
         pipeline = BatchedInferencePipeline(model=model) if st.whisper_batch_size > 1 else None
         segments: list[Segment] = []

@@ -30,8 +30,10 @@ class WhisperXTranscriber:
             raise MissingDependency.for_extra("the whisperx transcriber", "whisperx", "whisperx") from exc
         self.settings = settings
 
-    def transcribe(self, audio: str | Path, report: Reporter | None = None) -> Transcript:
+    def transcribe(self, audio: str | Path, report: Reporter | None = None, glossary=None) -> Transcript:
         import whisperx
+
+        from .faster import glossary_options
 
         st = self.settings
         try:
@@ -41,6 +43,8 @@ class WhisperXTranscriber:
                 compute_type=st.whisper_compute_type,
                 language=spoken_language(st),
                 threads=st.whisper_threads or 4,
+                # whisperx's faster-whisper options take the collection's glossary the same way
+                **({"asr_options": glossary_options(glossary)} if glossary else {}),
             )
             samples = whisperx.load_audio(str(audio))
             result = model.transcribe(samples, batch_size=st.whisper_batch_size)
