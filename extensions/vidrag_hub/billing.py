@@ -59,6 +59,9 @@ HANDLED = (
     "invoice.paid",
     "invoice.payment_failed",
 )
+#: ``VIDRAG_STRIPE_PRICE_<PLAN>``: the price id of each paid plan (Pro's is the usual one)
+PRICE_PREFIX = "VIDRAG_STRIPE_PRICE_"
+PRO_PRICE = "VIDRAG_STRIPE_PRICE_PRO"
 #: A webhook body larger than this is refused before it is read further.
 MAX_EVENT_BYTES = 1_000_000
 
@@ -159,14 +162,14 @@ class BillingConfig:
             raise ValueError(
                 "STRIPE_API_KEY is set but STRIPE_WEBHOOK_SECRET is not: webhooks cannot be verified"
             )
-        prefix = "VIDRAG_STRIPE_PRICE_"
+        prefix = PRICE_PREFIX
         prices = {
             name[len(prefix) :].lower(): value.strip()
             for name, value in env.items()
             if name.startswith(prefix) and value.strip()
         }
         if not prices:
-            raise ValueError(f"STRIPE_API_KEY is set but no plan has a price: set {prefix}PRO=price_...")
+            raise ValueError(f"STRIPE_API_KEY is set but no plan has a price: set {PRO_PRICE}=price_...")
         raw = env.get("VIDRAG_BILLING_GRACE_DAYS", "").strip() or "7"
         try:
             grace = timedelta(days=float(raw))
