@@ -540,3 +540,31 @@ def test_the_refusal_names_the_upgrade_path_when_there_is_one(tmp_path):
     # Pro has no more messages than Free here: no upgrade to offer, the administrator decides
     with pytest.raises(QuotaExceeded, match="ask the administrator of this hub for a bigger plan"):
         quotas.reserve_message(ann)
+
+
+def test_removing_a_video_gives_its_quota_back_once(tmp_path):
+    service = make_service(
+        tmp_path, plans={"free": {"videos": 2, "minutes": 10, "messages": 1, "storage_gb": 1}}
+    )
+    cid = course(service, "olga")
+    jobs = [queue(service, cid, "olga", duration=120) for _ in range(2)]
+    with service.catalog.session() as s:
+        videos = []
+        for job_id in jobs:
+            row = s.get(IngestJob, job_id)
+            row.state = "done"
+            s.get(Video, row.video_id).duration = 120
+            videos.append(row.video_id)
+    for job_id in jobs:
+        service.quotas.settle(job_id)
+    assert figures(service, "user:olga", "videos") == (2, 0)
+    with pytest.raises(QuotaExceeded):
+        queue(service, cid, "olga", duration=60)
+    service.quotas.give_back(cid, videos[0])
+    service.quotas.give_back(cid, videos[0])  # the same removal reported again: once
+    assert figures(service, "user:olga", "videos") == (1, 0)
+    assert figures(service, "user:olga", "minutes") == (120, 0)
+    queue(service, cid, "olga", duration=60)  # room again
+    service.quotas.give_back(cid)  # the whole collection goes
+    assert figures(service, "user:olga", "videos") == (0, 1)
+    assert figures(service, "user:olga", "minutes") == (0, 60)

@@ -433,6 +433,7 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
         lib = service.library(user)
         with service.catalog.session() as s:
             collection_row(s, lib.ctx.access, collection_id, "manage")
+        service.quotas.give_back(collection_id)  # before the delete unlinks its jobs
         deleted = lib.collections.delete(collection_id)
         with service.catalog.session() as s:
             sharing.forget_collection(s, collection_id)
@@ -608,7 +609,9 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
         with service.catalog.session() as s:
             collection_row(s, lib.ctx.access, collection_id, "edit")
             _video_in(s, collection_id, video_id)
-        return {"removed": lib.videos.remove_from(collection_id, video_id)}
+        removed = lib.videos.remove_from(collection_id, video_id)
+        service.quotas.give_back(collection_id, video_id)  # the owner's quota is free again
+        return {"removed": removed}
 
     @app.get(api + "/collections/{collection_id}/videos/{video_id}/transcript", tags=["videos"])
     def transcript(

@@ -317,6 +317,20 @@ def record(
     _event(session, None, account, user, metric, kind, amount, job_id, ref)
 
 
+def give_back(
+    session: Session, account: str, user: str, metric: str, amount: int, *,
+    job_id: str | None = None, ref: str | None = None,
+) -> None:  # fmt: skip
+    """Take ``amount`` off ``used`` (never below 0): a committed video was removed."""
+    c = _C.c
+    session.connection().execute(
+        update(_C)
+        .where(c.account == account, c.metric == metric)
+        .values(used=case((c.used > amount, c.used - amount), else_=0))
+    )
+    _event(session, None, account, user, metric, "return", amount, job_id, ref)
+
+
 def of_job(session: Session, job_id: str) -> list[Reservation]:
     """The reservations an ingest job holds."""
     return list(session.scalars(select(Reservation).where(Reservation.job_id == job_id)))

@@ -403,6 +403,42 @@ class Quotas:
             for reservation in held:
                 ledger.commit(s, reservation.id, real.get(reservation.metric), ref=job.video_id)
 
+    def give_back(self, collection_id: str, video_id: str | None = None) -> None:
+        """A video left the collection (or, with ``video_id`` None, the collection is
+        being deleted): its committed videos, minutes and storage are the owner's again.
+        Never raises into the request: the removal itself is what the user asked for."""
+        try:
+            self._give_back(collection_id, video_id)
+        except Exception:
+            log.exception("could not give back the quota of %s in collection %s", video_id, collection_id)
+
+    def _give_back(self, collection_id: str, video_id: str | None) -> None:
+        from vidrag_kernel.catalog import IngestJob
+
+        with self._write() as s:
+            query = select(IngestJob.id).where(
+                IngestJob.collection_id == collection_id, IngestJob.state == "done"
+            )
+            if video_id is not None:
+                query = query.where(IngestJob.video_id == video_id)
+            jobs = list(s.scalars(query))
+            if not jobs:
+                return
+            events = s.execute(
+                select(ledger.Event.job_id, ledger.Event.account, ledger.Event.user, ledger.Event.metric,
+                       ledger.Event.kind, ledger.Event.amount, ledger.Event.ref)
+                .where(ledger.Event.job_id.in_(jobs), ledger.Event.kind.in_(("commit", "return")))
+            ).all()  # fmt: skip
+            returned = {(e.job_id, e.metric) for e in events if e.kind == "return"}
+            for e in events:
+                if (
+                    e.kind == "commit"
+                    and e.metric != ledger.PERIODIC
+                    and (e.job_id, e.metric) not in returned
+                ):
+                    ledger.give_back(s, e.account, e.user, e.metric, e.amount, job_id=e.job_id, ref=e.ref)
+                    returned.add((e.job_id, e.metric))
+
     # -- views ---------------------------------------------------------------------------
     def view(self, session: Session, user: HubUser | str, standing: Standing | None = None) -> dict:
         """Used, reserved and limit per metric, the reset time, the plan and its source."""
