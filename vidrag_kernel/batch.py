@@ -222,6 +222,8 @@ def _run_personal(
     have = {v.source_key for v in lib.videos.list(target.id) if v.status == "ready"}
     planned = _plan(lib, sources, have, summary)
     writer = _Writer(lib, target.id, summary, progress)
+    # the course's glossary steers speech recognition towards its terms, as in an ingest
+    glossary = list(getattr(target, "glossary", None) or []) or None
     fresh: list[_Item] = []
     for source, info in planned:
         video_id, ready = lib.ingestor.video_row(info)
@@ -233,9 +235,9 @@ def _run_personal(
     if not dask_address or not fresh:  # nothing to prepare: no cluster to start either
         summary.stats.update(mode="serial", workers=1)
         for item in fresh:
-            writer.commit(item, _prepare_here(item, wb.settings, captions, progress))
+            writer.commit(item, _prepare_here(item, wb.settings, captions, progress, glossary))
     else:
-        _fan_out(wb, fresh, captions, dask_address, writer, summary, progress)
+        _fan_out(wb, fresh, captions, dask_address, writer, summary, progress, glossary)
     summary.stats["writer_s"] = round(writer.seconds, 3)
     return summary
 
@@ -293,7 +295,7 @@ class _Writer:
                 row.status = "failed"
 
 
-def _prepare_here(item: _Item, settings, captions: str, progress: ProgressCallback):
+def _prepare_here(item: _Item, settings, captions: str, progress: ProgressCallback, glossary=None):
     """``stages.prepare`` in this process: (prepared, None, None) or (None, stage, reason)."""
     from . import stages
 
@@ -311,7 +313,11 @@ def _prepare_here(item: _Item, settings, captions: str, progress: ProgressCallba
         )
 
     try:
-        return stages.prepare(item.info, item.media_dir, settings, captions, report, on_stage), None, None
+        return (
+            stages.prepare(item.info, item.media_dir, settings, captions, report, on_stage, glossary),
+            None,
+            None,
+        )
     except VidragError as exc:
         return None, _stage_name(current["stage"]), exc.message
     except Exception as exc:  # an engine's own error, with its type for whoever debugs it
@@ -334,6 +340,7 @@ def _fan_out(
     writer: _Writer,
     summary: BatchSummary,
     progress: ProgressCallback,
+    glossary: list[str] | None = None,
 ) -> None:
     """Prepare ``items`` on a Dask cluster and commit each as it arrives."""
     try:
@@ -380,6 +387,7 @@ def _fan_out(
                     str(item.media_dir),
                     settings,
                     captions,
+                    glossary,
                     key=key,
                     pure=False,
                 )  # fmt: skip

@@ -74,7 +74,14 @@ class TaskOutcome:
     pid: int | None = None
 
 
-def prepare_task(key: str, info: MediaInfo, media_dir: str, settings: Settings, captions: str) -> TaskOutcome:
+def prepare_task(
+    key: str,
+    info: MediaInfo,
+    media_dir: str,
+    settings: Settings,
+    captions: str,
+    glossary: list[str] | None = None,
+) -> TaskOutcome:
     """On a worker: ``stages.prepare`` for one video. A stage's failure comes back as a
     ``TaskOutcome`` (not an exception), so Dask retries only what it should: a dead worker."""
     from . import stages
@@ -87,7 +94,9 @@ def prepare_task(key: str, info: MediaInfo, media_dir: str, settings: Settings, 
         worker.log_event(TOPIC, {"key": key, "stage": state, "worker": worker.address, "pid": os.getpid()})
 
     try:
-        prepared = stages.prepare(info, Path(media_dir), settings, captions, on_stage=on_stage)
+        prepared = stages.prepare(
+            info, Path(media_dir), settings, captions, on_stage=on_stage, glossary=glossary
+        )
         return TaskOutcome(prepared=prepared, worker=worker.address, pid=os.getpid())
     except VidragError as exc:
         return TaskOutcome(stage=current["stage"], error=exc.message, worker=worker.address)
