@@ -139,6 +139,10 @@ def test_an_editor_ingests_into_a_shared_course_on_the_services_dask_workers(
         assert "Nothing was added" in final.error
         assert final.video_id not in {v.id for v in ada.videos.list("Chemistry")}
         assert len(ada.videos.list("Chemistry")) == 1
+        # wb.jobs reaches the service's jobs too (owners and editors see a collection's jobs)
+        assert ada.jobs.get(waiting.job_id).error_kind == "forbidden"
+        listed = {j.id: j.state for j in ada.jobs.list("Chemistry")}
+        assert listed == {result.job_id: "done", waiting.job_id: "failed"}
         # the job ran as lee's, and a local path is refused by the service whoever sends it
         with pytest.raises(Forbidden):
             lee.ingest("/etc/passwd", "Chemistry")
