@@ -252,6 +252,20 @@ MATRIX = {
         True,
         None,
     ),
+    ("get", "/services/vidrag/api/collections/{collection_id}/videos/{video_id}/corrections"): (
+        "viewer",
+        200,
+        True,
+        None,
+    ),
+    # a correction changes the video in every collection holding it: this video is also in
+    # alice's own collection, so of the world's members only its owners (alice, ada) may
+    ("post", "/services/vidrag/api/collections/{collection_id}/videos/{video_id}/corrections"): (
+        "owner",
+        200,
+        True,
+        lambda w: {"line": 1, "text": f"First, photosynthesis {uuid.uuid4().hex[:6]}."},
+    ),
     ("post", "/services/vidrag/api/collections/{collection_id}/search"): (
         "viewer",
         200,

@@ -264,8 +264,11 @@ def commit(ctx: Context, collection_id: str, video_id: str, prepared: Prepared) 
     rows are written while the video is ``pending`` (retrieval ignores it), the index gets
     a new generation atomically, and only then is the video ``ready``.
     """
+    from .corrections import over_new_transcript
     from .indexing import open_index, write_chunks
 
+    # people's corrections of this video's lines outlive a new transcript (a re-ingest)
+    prepared = over_new_transcript(ctx, video_id, prepared)
     if len(prepared.vectors) != len(prepared.chunks):
         raise InvalidInput(f"{len(prepared.chunks)} chunks but {len(prepared.vectors)} vectors")
     # vectors of another model than the index's are refused before the catalog changes

@@ -13,6 +13,7 @@ from .access import ACTIONS
 from .catalog import Collection, CollectionVideo, Video
 from .catalog import Segment as SegmentRow
 from .context import Context
+from .corrections import CorrectionInfo
 from .errors import Forbidden, InvalidInput, NotFound
 from .links import deep_link
 from .transcripts import render
@@ -242,6 +243,33 @@ class Videos:
                     select(SegmentRow).where(SegmentRow.video_id == video_id).order_by(SegmentRow.start)
                 )
             )
+
+    def correct(self, video_id: str, line: int | float, text: str) -> CorrectionInfo:
+        """Correct one transcript line: ``line`` is its position (int, from 0, as in
+        ``segments``) or its start time (float seconds). Needs the editor role on every
+        collection holding the video. The video's chunks and vectors are rebuilt from the
+        corrected transcript (no new transcription), and the correction is applied again
+        over any later transcript of the video. Correcting a line back to the recognised
+        text removes the correction."""
+        from .corrections import rebuild, record
+
+        with self._ctx.catalog.session() as s:
+            row = self._owned(s, video_id, "edit")
+            info, changed = record(s, row, line, text, self._ctx.owner)
+        if changed:
+            rebuild(self._ctx, video_id)
+        return info
+
+    def corrections(self, video_id: str) -> list[CorrectionInfo]:
+        """The video's corrected lines (who changed what), earliest first."""
+        from .corrections import corrections_of
+
+        with self._ctx.catalog.session() as s:
+            self._owned(s, video_id)
+        return [
+            CorrectionInfo(c.video_id, c.start, c.end, c.original, c.text, c.author, c.created_at)
+            for c in corrections_of(self._ctx, video_id)
+        ]
 
     def media_path(self, video_id: str) -> Path | None:
         """The local file this video can be played from: the original of a local file, or

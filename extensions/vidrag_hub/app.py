@@ -43,7 +43,18 @@ from vidrag_kernel.catalog import Collection, CollectionVideo, IngestJob
 from vidrag_kernel.errors import Forbidden, InvalidInput, NotFound, TooLarge, VidragError
 from vidrag_kernel.library import LocalLibrary
 
-from . import billing_routes, conversations, insights, media, quotas, schedules, sharing, usage, web
+from . import (
+    billing_routes,
+    conversations,
+    corrections,
+    insights,
+    media,
+    quotas,
+    schedules,
+    sharing,
+    usage,
+    web,
+)
 from .access import RoleAccess
 from .auth import HubIdentity, HubUser
 from .db import open_database
@@ -808,5 +819,6 @@ def make_app(settings: ServiceSettings | None = None, *, runner: Any = None) -> 
     app.include_router(billing_routes.router(service))
     app.include_router(usage.router(service))
     app.include_router(insights.router(service))
+    app.include_router(corrections.router(service))
     # ROUTERS-END
     return app
