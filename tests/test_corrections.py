@@ -133,3 +133,29 @@ def test_the_correction_survives_a_new_transcript_and_reaches_every_collection(c
     assert ada.videos.segments(video_id)[LINE].text == FIXED
     assert FIXED in ada.videos.transcript(video_id, "srt")
     assert "Sanson" in ada.search("Sanson Concorde", "CS101", k=3)[0].text
+
+
+def test_the_transcript_view_corrects_the_clicked_line(course):
+    from panel.models.tabulator import CellClickEvent
+    from vidrag_dashboards.transcript import TranscriptView
+
+    ada, collection_id, video_id, _ = course
+    view = TranscriptView(ada)
+    view.show(video_id)
+    assert view.save_line.disabled  # nothing clicked yet
+    model = view.table.get_root()
+    view.table._process_event(CellClickEvent(model=model, column="text", row=LINE))
+    assert "guillotine" in view.line_text.value and not view.save_line.disabled
+    view.line_text.value = FIXED
+    view.save_line.clicks += 1  # what a browser's click sends: runs the on_click handlers
+    assert "Saved" in view.said.object, view.said.object
+    assert view.table.value.iloc[LINE]["text"] == FIXED
+    assert "Sanson" in ada.search("Sanson Concorde", "CS101", k=3)[0].text
+
+    viewer = TranscriptView(as_user(ada, collection_id, "carol", "viewer"))
+    viewer.show(video_id)
+    viewer.table._process_event(CellClickEvent(model=viewer.table.get_root(), column="text", row=LINE))
+    viewer.line_text.value = "Something else."
+    viewer.save_line.clicks += 1
+    assert "Not saved" in viewer.said.object and "viewer" in viewer.said.object
+    assert ada.videos.segments(video_id)[LINE].text == FIXED

@@ -41,7 +41,7 @@ class CollectionManager(pn.viewable.Viewer):
         self.collections = CollectionsCard(state, self.notices)
         self.add_videos = AddVideosCard(state, self.notices)
         self.failed_jobs = FailedJobsCard(state, self.notices)
-        self.transcript = TranscriptView(self.wb)
+        self.transcript = TranscriptView(self.wb, state=state)  # corrections follow my role
         self.videos = VideosCard(state, self.notices, transcript=self.transcript)
         self.cards: list[Card] = [self.collections, self.add_videos, self.failed_jobs, self.videos]
         self._left = pn.Column(
