@@ -159,3 +159,53 @@ def test_the_transcript_view_corrects_the_clicked_line(course):
     viewer.save_line.clicks += 1
     assert "Not saved" in viewer.said.object and "viewer" in viewer.said.object
     assert ada.videos.segments(video_id)[LINE].text == FIXED
+
+
+@pytest.mark.hub
+@pytest.mark.slow
+def test_through_the_service_an_editor_corrects_and_a_viewer_is_refused(tmp_path, media_server):
+    """The same calls on a shared course: a real JupyterHub for tokens, the service app
+    in-process; the glossary travels through the service's collection API too."""
+    from fastapi.testclient import TestClient
+    from vidrag_hub.app import make_app
+    from vidrag_hub.auth import HubUser
+
+    from tests.support.service import ServiceHub
+    from vidrag_kernel import Workbench
+    from vidrag_kernel.shared import ServiceLibrary
+
+    hub = ServiceHub(tmp_path / "hub").start()
+    try:
+        for name in ("ada", "lee", "sam"):
+            hub.user(name)
+        hub.group("instructors", ["ada"])
+        app = make_app(hub.settings(tmp_path / "root"))
+        with TestClient(app, raise_server_exceptions=False) as http:
+
+            def workbench(user: str) -> Workbench:
+                shared = ServiceLibrary("http://testserver/services/vidrag/api/", hub.token(user), http=http)
+                return Workbench(make_settings(tmp_path / user, user=user), libraries=[shared])
+
+            ada = workbench("ada")
+            course = ada.collections.create("History", library="shared", glossary="Sanson, Concorde")
+            assert course.glossary == ["Sanson", "Concorde"] and course.library == "shared"
+            assert ada.collections.update("History", glossary=["Sanson"]).glossary == ["Sanson"]
+            # ingested by the service's own library (no Dask workers in this test)
+            owner = app.state.service.library(HubUser("ada", groups=frozenset({"instructors"})))
+            [result] = owner.ingest(media_server.url("lecture.html"), course.id, captions="only")
+            assert result.status == "done", result.error
+            sharing = ada.libraries.named("shared").collections
+            sharing.share("History", user="lee", role="editor")
+            sharing.share("History", user="sam", role="viewer")
+
+            lee, sam = workbench("lee"), workbench("sam")
+            done = lee.videos.correct(result.video_id, LINE, FIXED)
+            assert done.text == FIXED and done.author == "lee" and done.created_at is not None
+            assert FIXED in sam.transcript(result.video_id, "srt")
+            assert "Sanson" in sam.search("Sanson Concorde", "History", k=3)[0].text
+            assert [c.text for c in sam.videos.corrections(result.video_id)] == [FIXED]
+            with pytest.raises(Forbidden):
+                sam.videos.correct(result.video_id, LINE, "The king was not executed.")
+            assert FIXED in sam.transcript(result.video_id)
+    finally:
+        assert hub.stop() == []

@@ -181,6 +181,13 @@ class VideosView:
     def segments(self, video_id: str) -> list:
         return self._libs.for_video(video_id).videos.segments(video_id)
 
+    def correct(self, video_id: str, line: int | float, text: str):
+        """Correct one transcript line (its position, or its start time in seconds)."""
+        return self._libs.for_video(video_id).videos.correct(video_id, line, text)
+
+    def corrections(self, video_id: str) -> list:
+        return self._libs.for_video(video_id).videos.corrections(video_id)
+
     def media_path(self, video_id: str):
         return self._libs.for_video(video_id).videos.media_path(video_id)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from .collections import CollectionInfo
 from .conversations import ConversationInfo, MessageInfo
+from .corrections import CorrectionInfo
 from .errors import (
     Conflict,
     FetchFailed,
@@ -458,6 +459,12 @@ def _segment(value: str | None) -> str:
     return quote(value, safe="")
 
 
+def _correction(data: dict) -> CorrectionInfo:
+    info = _build(CorrectionInfo, data)
+    info.created_at = _when(info.created_at)  # JSON carries the time as ISO text
+    return info
+
+
 class SharedVideos:
     """Videos of shared collections (read through the service; changes go through it)."""
 
@@ -497,6 +504,20 @@ class SharedVideos:
         cid = self.collection_of(video_id)
         return self._c.call("GET", f"collections/{cid}/videos/{video_id}/transcript", params={"format": fmt})[
             "text"
+        ]
+
+    def correct(self, video_id: str, line: int | float, text: str) -> CorrectionInfo:
+        """Correct one line (its position, or its start time in seconds) through the service."""
+        cid = self.collection_of(video_id)
+        body = {"line": line, "text": text} if isinstance(line, int) else {"start": float(line), "text": text}
+        return _correction(
+            self._c.call("POST", f"collections/{cid}/videos/{video_id}/corrections", json=body)
+        )
+
+    def corrections(self, video_id: str) -> list[CorrectionInfo]:
+        cid = self.collection_of(video_id)
+        return [
+            _correction(d) for d in self._c.call("GET", f"collections/{cid}/videos/{video_id}/corrections")
         ]
 
     def remove_from(self, collection: str, video_ids: str | list[str]) -> int:
