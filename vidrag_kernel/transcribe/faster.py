@@ -60,7 +60,7 @@ def load_model(settings: Settings):
         return model
 
 
-def glossary_options(glossary: Sequence[str] | None, how: str = "hotwords") -> dict:
+def glossary_options(glossary: Sequence[str] | None, how: str = "prompt") -> dict:
     """The decoding options that tell whisper to expect a collection's course terms.
 
     ``hotwords`` are put before every 30-second window (in the batched and the
@@ -93,9 +93,12 @@ class FasterWhisperTranscriber:
     """
 
     engine = "faster-whisper"
-    #: how a glossary reaches the model (see ``glossary_options``); measured with
-    #: ``benchmarks/transcribe.py --glossary``
-    glossary_as = "hotwords"
+    #: how a glossary reaches the model (see ``glossary_options``). Measured with
+    #: ``benchmarks/transcribe.py --glossary`` (tiny.en, the development set, each lecture's
+    #: names as its glossary), names heard / WER: none 0.72 / 0.171, hotwords 0.85 / 0.230,
+    #: prompt 0.94 / 0.185, both 0.94 / 0.219. The prompt hears as many names as both for
+    #: the least WER (on the tuning split, 0.151 against 0.159 without a glossary).
+    glossary_as = "prompt"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
