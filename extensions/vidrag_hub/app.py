@@ -23,6 +23,7 @@ scraper (``read:metrics``).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
@@ -77,15 +78,19 @@ class Service:
         self.settings = settings
         self.kernel_settings = settings.kernel_settings()
         self._catalog = None
+        self._catalog_lock = threading.Lock()
         self._identity: HubIdentity | None = None
         self._redeems: dict[str, deque] = defaultdict(deque)
         self.quotas = quotas.Quotas(self)
 
     @property
     def catalog(self):
-        # opened on first use, not at import or construction: ``make_app`` stays cheap
+        # opened on first use, not at import or construction: ``make_app`` stays cheap;
+        # the first requests arrive together on the thread pool, and only one may migrate
         if self._catalog is None:
-            self._catalog = open_database(self.settings.resolved_database_url)
+            with self._catalog_lock:
+                if self._catalog is None:
+                    self._catalog = open_database(self.settings.resolved_database_url)
         return self._catalog
 
     @property
