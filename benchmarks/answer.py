@@ -301,6 +301,9 @@ def run_questions(wb, timed, ids: dict, questions) -> list[dict]:
         first = answer.citations[0] if answer.citations and not answer.no_answer else None
         row["first_citation"] = None if first is None else [first.video_id[:8], first.start, first.end]
         row["answer"] = answer.text
+        row["assessment"] = answer.trace.get("assessment")
+        row["related"] = [[c.video_id, c.start, c.end, c.quote] for c in answer.related]
+        row["citations"] = [[c.video_id, c.start, c.end, c.quote] for c in answer.citations]
         row["latency_ms"] = answer.latency_ms
         rows.append(row)
     return rows

@@ -179,7 +179,17 @@ def test_llm_answer_with_checked_citations_usage_and_latency(llm_wb, llm, ingest
     assert answer.mode == "llm" and answer.model == "openai/lecture-helper" and not answer.fallback_reason
     assert answer.usage["prompt_tokens"] > 50 and answer.usage["completion_tokens"] > 3
     assert answer.latency_ms > 0 and answer.trace["timings"]["generate_ms"] > 0
-    _check_grounded(answer, _sentence(ingested.lecture, "bastille"))
+    assert answer.citations and set(cited_numbers(answer.text)) == {c.n for c in answer.citations}
+    # each citation spans the transcript sentence its claim quotes, not the whole passage
+    for claim in split_sentences(answer.text):
+        if len(cited_numbers(claim)) != 1:
+            continue
+        c = next(c for c in answer.citations if c.n == cited_numbers(claim)[0])
+        said = max(ingested.lecture.sentences, key=lambda s: _overlap(s.text, strip_markers(claim)))
+        # the span is the transcript sentence quoted (ASR may cut a spoken sentence in two)
+        assert c.quote and _covered(c.quote, strip_markers(claim)) >= 0.6, (claim, c)
+        assert said.start - 1.5 <= c.start <= said.end and c.end <= said.end + 1.5, (claim, said, c)
+        assert c.link.endswith(f"#t={int(c.start)}")
     assert answer.flagged == []  # the fake model quotes its sources, so every sentence is supported
     prompt = llm.last["messages"][-1]["content"]
     # numbered sources with the video title and times, each one a retrieved passage

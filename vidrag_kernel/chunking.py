@@ -118,6 +118,32 @@ def _sentences(segments: Sequence[Segment], join_limit: int) -> list[_Sentence]:
     return out
 
 
+@dataclass
+class TimedSentence:
+    """One sentence of a transcript with the seconds it starts and ends."""
+
+    text: str
+    start: float
+    end: float
+
+
+def timed_sentences(segments: Sequence) -> list[TimedSentence]:
+    """The sentences of ``segments`` (records or catalog rows with ``start``, ``end``,
+    ``text`` and optional ``words``) with their times, cut the way chunks are cut, so a
+    chunk's span is made of whole sentences from this list."""
+    from .records import Word
+
+    records = []
+    for seg in segments:
+        words = getattr(seg, "words", None)
+        if words and isinstance(words[0], dict):
+            # the catalog stores word times as JSON
+            words = [Word(w["text"], float(w["start"]), float(w["end"])) for w in words]
+        records.append(Segment(float(seg.start), float(seg.end), seg.text, words or None))
+    # a run without end punctuation is cut where a chunk of the default size would cut it
+    return [TimedSentence(s.text, s.start, s.end) for s in _sentences(records, 128)]
+
+
 def _split_long(sentence: _Sentence, limit: int) -> list[_Sentence]:
     """Cut a sentence longer than ``limit`` tokens into word runs, sharing its time."""
     words = sentence.text.split()

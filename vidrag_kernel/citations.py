@@ -25,7 +25,7 @@ MARKER = re.compile(r"\s?\[(\d+(?:\s*,\s*\d+)*)\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _LEADING_MARKERS = re.compile(r"^((?:\s*\[\d+(?:\s*,\s*\d+)*\])+)\s*")
 # sentences that decline to answer are not claims, so they need no support
-_DECLINES = re.compile(
+DECLINES = re.compile(
     r"\b(do(es)? not (cover|mention|say)|not (covered|mentioned|discussed)|could ?n[o']t find|"
     r"no (relevant|information)|don't know|do not know)\b",
     re.I,
@@ -115,43 +115,80 @@ class Resolved:
     support: list[dict] = field(default_factory=list)
 
 
+# a claim is pinned to two sentences only when the pair supports it clearly better than one
+PAIR_MARGIN = 0.03
+
+
+def _units(source) -> list[tuple[str, float | None, float | None, bool]]:
+    """What a claim citing ``source`` may rest on: each sentence and each pair of
+    neighbouring sentences, with their times when the source has timed sentences."""
+    timed = getattr(source, "sentences", None) or []
+    pieces = [(t.text, t.start, t.end) for t in timed] or [
+        (x, None, None) for x in split_sentences(source.text)
+    ]
+    pieces = [p for p in pieces if len(re.findall(r"\w+", p[0])) >= 3] or [(source.text, None, None)]
+    units = [(*p, False) for p in pieces]
+    for a, b in zip(pieces, pieces[1:], strict=False):
+        units.append((f"{a[0]} {b[0]}", a[1], b[2], True))
+    return units
+
+
 def unsupported_sentences(
     text: str, sources: Sequence, embed: Embed, threshold: float
 ) -> tuple[list[str], list[dict]]:
-    """Sentences of ``text`` that none of their cited sources supports.
+    """Sentences of ``text`` that none of their cited sources' sentences supports.
 
-    A sentence is checked against the sources it cites; a sentence citing nothing is
-    checked against every source the answer cites. Returns the flagged sentences and,
-    for the trace, each checked sentence with its best similarity.
+    A sentence is checked against the sentences (and neighbouring pairs) of the sources it
+    cites; a sentence citing nothing is checked against every source the answer cites.
+    Returns the flagged sentences and, for the trace, each checked sentence with its best
+    similarity and, per cited source, the best supporting sentence(s) (``best``: source
+    number -> [similarity, text, start, end]).
     """
     all_cited = [n for n in cited_numbers(text) if 1 <= n <= len(sources)]
     checks: list[tuple[str, list[int]]] = []
     for sentence in split_sentences(text):
         claim = strip_markers(sentence)
-        if len(re.findall(r"\w+", claim)) < 4 or _DECLINES.search(claim):
+        if len(re.findall(r"\w+", claim)) < 4 or DECLINES.search(claim):
             continue
         own = [n for n in cited_numbers(sentence) if 1 <= n <= len(sources)]
         checks.append((sentence, own or all_cited))
     if not checks:
         return [], []
     needed = sorted({n for _, ns in checks for n in ns})
-    # a passage's own sentences as well as the whole passage: a claim usually rests on one
-    # sentence, and comparing with single sentences keeps the score independent of chunk size
-    units: list[tuple[int, str]] = []
-    for n in needed:
-        text = sources[n - 1].text
-        units.append((n, text))
-        units += [(n, s) for s in split_sentences(text) if len(re.findall(r"\w+", s)) >= 3 and s != text]
-    vectors = embed([strip_markers(s) for s, _ in checks] + [u for _, u in units])
+    # single sentences rather than whole passages: a claim rests on what one or two
+    # sentences say, and a long passage's average meaning supports almost anything
+    units: list[tuple[int, tuple]] = [(n, u) for n in needed for u in _units(sources[n - 1])]
+    vectors = embed([strip_markers(s) for s, _ in checks] + [u[0] for _, u in units])
     sent_vecs, unit_vecs = vectors[: len(checks)], vectors[len(checks) :]
     flagged, report = [], []
     for (sentence, ns), vec in zip(checks, sent_vecs, strict=True):
         sims = unit_vecs @ vec
-        best = max((float(sim) for (n, _), sim in zip(units, sims, strict=True) if n in ns), default=0.0)
-        report.append({"sentence": sentence, "cites": ns, "similarity": round(best, 4)})
-        if best < threshold:
+        best: dict[int, list] = {}
+        for (n, (unit, start, end, pair)), sim in zip(units, sims, strict=True):
+            sim = float(sim) - (PAIR_MARGIN if pair else 0.0)
+            if n in ns and (n not in best or sim > best[n][0]):
+                best[n] = [round(sim, 4), unit, start, end]
+        top = max((b[0] for b in best.values()), default=0.0)
+        report.append({"sentence": sentence, "cites": ns, "similarity": round(top, 4), "best": best})
+        if top < threshold:
             flagged.append(sentence)
     return flagged, report
+
+
+def pin_citations(citations: Sequence[Citation], support: Sequence[dict], link: Callable) -> None:
+    """Give each citation the span of the sentence(s) that best support a claim citing it.
+
+    ``support`` is ``unsupported_sentences``' report; ``link(url, seconds)`` makes the
+    deep link. A citation of a passage without timed sentences keeps the passage's span.
+    """
+    for c in citations:
+        options = [r["best"][c.n] for r in support if c.n in r.get("best", {})]
+        options = [o for o in options if o[2] is not None]
+        if not options:
+            continue
+        sim, text, start, end = max(options, key=lambda o: o[0])
+        c.start, c.end, c.quote = float(start), float(end), text
+        c.link = link(c.url, c.start)
 
 
 def resolve(text: str, sources: Sequence, *, embed: Embed | None = None, threshold: float = 0.35) -> Resolved:

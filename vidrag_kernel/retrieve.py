@@ -59,9 +59,14 @@ class SearchHit:
     chunk_ids: list[str] = field(default_factory=list)
     #: position of the (first) chunk in its video
     chunk_index: int = 0
+    #: the passage's sentences with their own times (``attach_sentences``), so an answer
+    #: can cite the sentence that says it rather than the whole passage
+    sentences: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d["sentences"] = [{"text": t.text, "start": t.start, "end": t.end} for t in self.sentences]
+        return d
 
 
 @dataclass
@@ -227,6 +232,37 @@ class Retriever:
         hits = self._merge(hits, k) if merge else hits[:k]
         return Retrieval(query, hits, generations, len(rrf), (time.perf_counter() - t0) * 1000)
 
+    def attach_sentences(self, hits: Sequence[SearchHit]) -> None:
+        """Give each hit its transcript sentences with their times (one catalog query)."""
+        if not hits:
+            return
+        from sqlalchemy import or_
+
+        from .catalog import Segment
+        from .chunking import timed_sentences
+
+        with self._ctx.catalog.session() as s:
+            rows = s.execute(
+                select(Segment.video_id, Segment.start, Segment.end, Segment.text, Segment.words)
+                .where(
+                    or_(
+                        *(
+                            (Segment.video_id == h.video_id)
+                            & (Segment.end > h.start)
+                            & (Segment.start < h.end)
+                            for h in hits
+                        )
+                    )
+                )
+                .order_by(Segment.video_id, Segment.start)
+            ).all()
+        for h in hits:
+            mine = [r for r in rows if r.video_id == h.video_id and r.end > h.start and r.start < h.end]
+            # a segment cut by the passage's edge may hold a sentence of the next passage
+            h.sentences = [
+                t for t in timed_sentences(mine) if t.end > h.start + 0.05 and t.start < h.end - 0.05
+            ] or h.sentences
+
     def _allowed(self, video_ids: list[str]) -> np.ndarray:
         with self._ctx.catalog.session() as s:
             ids = s.scalars(select(Chunk.vector_id).where(Chunk.video_id.in_(video_ids)))
@@ -293,6 +329,8 @@ class Retriever:
         passages: list[dict] = []
         # an unrelated neighbour must not stretch a passage (and its link) away from the answer
         floor = self._ctx.settings.min_relevance
+        per_video = max(1, (k + 1) // 2)
+        spare: list[dict] = []
         for hit in hits:
             target = None
             for p in passages:
@@ -310,9 +348,24 @@ class Retriever:
                 target["lo"] = min(target["lo"], hit.chunk_index)
                 target["hi"] = max(target["hi"], hit.chunk_index)
             elif len(passages) < k:
-                passages.append(
-                    {"video_id": hit.video_id, "lo": hit.chunk_index, "hi": hit.chunk_index, "hits": [hit]}
-                )
+                passage = {
+                    "video_id": hit.video_id,
+                    "lo": hit.chunk_index,
+                    "hi": hit.chunk_index,
+                    "hits": [hit],
+                }
+                if sum(p["video_id"] == hit.video_id for p in passages) >= per_video:
+                    # one video may not take every slot: a question spanning two lectures
+                    # needs the other's best passage too; spares fill slots left at the end
+                    spare.append(passage)
+                else:
+                    passages.append(passage)
+        for passage in spare:
+            if len(passages) >= k:
+                break
+            passages.append(passage)
+        # in rank order: a spare that filled a slot late keeps its own place
+        passages.sort(key=lambda p: max(h.rank_score for h in p["hits"]), reverse=True)
         merged = []
         for p in passages:
             parts = sorted(p["hits"], key=lambda h: h.chunk_index)

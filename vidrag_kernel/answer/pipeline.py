@@ -11,9 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 
-from ..citations import resolve
+from ..citations import DECLINES, pin_citations, resolve
 from ..context import Context
 from ..errors import InvalidInput, ModelError
+from ..links import deep_link
 from ..overlap import overlap, words
 from .types import Answer, Generation, zero_usage
 
@@ -22,6 +23,13 @@ NO_ANSWER = (
     "Try rephrasing the question, or ask it of another collection."
 )
 MAX_QUESTION = 4000
+# sentence vectors kept between questions (about 1.5 KiB each with MiniLM)
+EMBED_CACHE = 20000
+# Passages down to this share of ``min_relevance`` reach the engine, which judges by
+# sentence whether they answer: a 256-token passage's score is diluted by everything else
+# it says, so a passage holding the exact answer often scores below the floor itself.
+# Calibrated on the development set's tuning split.
+CANDIDATE_SHARE = 0.5
 # word overlap (Jaccard, of content words) a segment needs with the sentence citing it to
 # count as where that sentence was said: a Dice coefficient of 0.3
 SEGMENT_OVERLAP = 0.3 / 1.7
@@ -34,11 +42,25 @@ class Asker:
         self._ctx = ctx
         self._retriever = retriever
         self._conversations = conversations
+        self._vectors: dict[str, object] = {}
 
     def _embed(self, texts: list[str]):
+        """Normalized vectors of ``texts``; transcript sentences come back in question after
+        question, so their vectors are kept (a bounded cache) and only new texts embedded."""
+        import numpy as np
+
         from ..embed import get_embedder
 
-        return get_embedder(self._ctx.settings).embed(texts)
+        cache = self._vectors
+        found = {t: cache.get(t) for t in texts}
+        todo = [t for t, v in found.items() if v is None]
+        if todo:
+            for t, v in zip(todo, get_embedder(self._ctx.settings).embed(todo), strict=True):
+                found[t] = v
+                if len(cache) >= EMBED_CACHE:
+                    cache.pop(next(iter(cache), None), None)
+                cache[t] = v
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
     def ask(self, question: str, **kwargs) -> Answer:
         """The answer to ``question`` (see ``stream`` for the arguments)."""
@@ -90,7 +112,12 @@ class Asker:
                 again = self._retriever.retrieve(f"{previous} {question}", scope, settings.top_k, merge=True)
                 if again.best_score > retrieval.best_score:
                     retrieval = again
-        sources = [h for h in retrieval.hits if h.score >= settings.min_relevance]
+        sources = [h for h in retrieval.hits if h.score >= settings.min_relevance * CANDIDATE_SHARE]
+        if sources and max(h.score for h in sources) < settings.min_relevance:
+            # only weak passages: worth a sentence-level look, never an LLM's guess
+            sources = sources if _sentence_judged(settings) else []
+        # each passage's sentences with their own times: quotes and citations point at them
+        self._retriever.attach_sentences(sources)
         t_retrieved = time.perf_counter()
 
         fallback_reason = None
@@ -129,7 +156,20 @@ class Asker:
             embed=self._embed if generation.mode == "llm" else None,
             threshold=settings.support_threshold,
         )
-        self._pinpoint(checked.citations, checked.text, narrow=bool(generation.quotes))
+        if generation.moments:
+            # a quote is one transcript sentence: its citation spans exactly that sentence
+            for c in checked.citations:
+                start, end = generation.moments[c.n - 1]
+                c.start, c.end, c.link = float(start), float(end), deep_link(c.url, start)
+                c.quote = generation.quoted[c.n - 1] if generation.quoted else None
+        elif any(getattr(src, "sentences", None) for src in cited) and checked.support:
+            # an LLM's citation resolves to the sentence(s) of its passage that support the claim
+            pin_citations(checked.citations, checked.support, deep_link)
+        else:
+            self._pinpoint(checked.citations, checked.text, narrow=bool(generation.quotes))
+        declined = generation.mode == "llm" and not checked.citations and bool(DECLINES.search(checked.text))
+        no_answer = not sources or generation.no_answer or declined
+        related = self._related(generation, sources, retrieval.hits) if no_answer else []
         check_ms = (time.perf_counter() - c0) * 1000
         trace = retrieval.trace()
         trace.update(
@@ -143,6 +183,7 @@ class Asker:
                 "history_messages": len(history),
                 "removed_citations": checked.removed,
                 "support": checked.support,
+                "assessment": generation.assessment,
             }
         )
         answer = Answer(
@@ -153,9 +194,10 @@ class Asker:
             usage=generation.usage or zero_usage(),
             conversation_id=conversation,
             flagged=checked.flagged,
-            no_answer=not sources,
+            no_answer=no_answer,
             fallback_reason=fallback_reason,
             trace=trace,
+            related=related,
         )
         if save and answer.conversation_id is None:
             # a video selection (or the videos tags picked) is the narrower scope, so it is kept
@@ -230,6 +272,24 @@ class Asker:
             c.link = deep_link(c.url, c.start)
 
     @staticmethod
+    def _related(generation: Generation, sources: Sequence, hits: Sequence) -> list:
+        """The closest passages to show when the videos do not answer: the sentences the
+        engine found closest, else the best retrieved passages (below the relevance floor
+        when nothing reached it)."""
+        from ..citations import make_citation
+
+        out = []
+        for k, (n, text, start, end) in enumerate(generation.related, 1):
+            c = make_citation(k, sources[n - 1])
+            if start is not None:
+                c.start, c.end, c.link = float(start), float(end), deep_link(c.url, start)
+            c.quote = text
+            out.append(c)
+        if not out:
+            out = [make_citation(k, h) for k, h in enumerate((sources or hits)[:3], 1)]
+        return out
+
+    @staticmethod
     def _generate(engine, question, sources, history, streaming, **kw):
         """Run ``engine``, passing text pieces through when streaming; return the Generation."""
         if not streaming:
@@ -243,6 +303,13 @@ class Asker:
         if generation is None:  # pragma: no cover - engines always end with one
             raise ModelError("LLM unavailable: no reply")
         return generation
+
+
+def _sentence_judged(settings) -> bool:
+    """Whether the configured engine judges answerability sentence by sentence (extractive)."""
+    from . import answerer_name
+
+    return answerer_name(settings) == "extractive"
 
 
 def _inside(segment_text: str, said: frozenset[str]) -> bool:

@@ -1,4 +1,9 @@
-"""The prompt an LLM answers from: numbered sources with titles and times, and history."""
+"""The prompt an LLM answers from: numbered sources with titles and times, and history.
+
+A source is a passage; when its sentences carry times (``SearchHit.sentences``) each
+sentence is on its own line with the moment it is said, so the passage reads as what it
+is, and the answer's citation is then resolved to the sentence that supports the claim.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ SYSTEM = (
     "Answer only from the numbered sources, which are passages of the videos' transcripts. "
     "Cite the source of every claim with its number in square brackets, like [1] or [2][3], "
     "right after the sentence it supports. Never cite a number that is not in the list. "
-    "If the sources do not contain the answer, say that the videos do not cover it instead "
-    "of guessing. Be concise."
+    "If the sources do not say what the question asks (the name, number, date or fact it "
+    "wants), answer only that these videos do not cover it, cite nothing, and do not guess, "
+    "even when the sources are about the same topic. Be concise."
 )
 
 
@@ -21,7 +27,12 @@ def format_sources(sources: Sequence) -> str:
     ``title``, ``start``, ``end`` and ``text``), numbered from 1."""
     blocks = []
     for n, s in enumerate(sources, 1):
-        blocks.append(f"[{n}] {s.title} ({format_time(s.start)}–{format_time(s.end)})\n{s.text.strip()}")
+        timed = getattr(s, "sentences", None)
+        if timed:
+            body = "\n".join(f"{t.text.strip()} (at {format_time(t.start)})" for t in timed)
+        else:
+            body = s.text.strip()
+        blocks.append(f"[{n}] {s.title} ({format_time(s.start)}–{format_time(s.end)})\n{body}")
     return "\n\n".join(blocks)
 
 

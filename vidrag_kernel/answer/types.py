@@ -23,6 +23,9 @@ class Citation:
     text: str
     link: str
     chunk_id: str | None = None
+    #: the transcript sentence(s) that support the claim; ``start``/``end`` are theirs,
+    #: while ``text`` is the whole passage around them (context, never the span)
+    quote: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,7 +39,9 @@ class Answer:
     ``citations`` and every citation is cited in the text. ``mode`` is "llm" or
     "extractive"; ``fallback_reason`` says why an LLM answer fell back to extractive.
     ``flagged`` lists answer sentences that none of their cited passages supports;
-    ``no_answer`` is True when nothing relevant was found (and nothing was made up).
+    ``no_answer`` is True when the videos do not say what the question asks (nothing
+    relevant was found, or no passage holds its specific ask): then ``citations`` is empty
+    and ``related`` holds the closest passages, shown as "related, but not an answer".
     ``trace`` records how to reproduce the retrieval: query, chunk ids and scores,
     index generation per collection, model.
     """
@@ -53,6 +58,7 @@ class Answer:
     no_answer: bool = False
     fallback_reason: str | None = None
     trace: dict = field(default_factory=dict)
+    related: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON shape of ``vidrag ask --json`` (``answer`` is the text)."""
@@ -70,7 +76,10 @@ class Generation:
 
     ``[n]`` is source number ``n``, unless ``quotes`` is set: then ``[k]`` is quote ``k``,
     taken from source number ``quotes[k - 1]`` (the extractive engine quotes several
-    sentences of one passage, and each gets its own citation and moment).
+    sentences of one passage, and each gets its own citation and moment); ``moments``
+    then gives each quote's (start, end) seconds. ``no_answer``: the engine judged that no
+    source says what the question asks; ``related`` lists (source number, sentence, start,
+    end) of the closest sentences to show instead.
     """
 
     text: str
@@ -78,3 +87,10 @@ class Generation:
     model: str | None = None
     usage: dict = field(default_factory=zero_usage)
     quotes: list[int] | None = None
+    moments: list[tuple[float, float]] | None = None
+    #: each quote's sentence, when ``quotes`` is set
+    quoted: list[str] | None = None
+    no_answer: bool = False
+    related: list[tuple[int, str, float, float]] = field(default_factory=list)
+    #: the figures an engine decided answerability on (kept in the answer's trace)
+    assessment: dict = field(default_factory=dict)
