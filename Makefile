@@ -45,9 +45,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The suite runs on every core, a whole test file per worker (module fixtures such as a
+# hub are started once); the 25 slowest tests are listed at the end.
 test: install system-deps lint
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=25
 
 bench: install system-deps
 	$(BIN)/python -m benchmarks

@@ -175,10 +175,6 @@ def test_a_worker_killed_while_two_editors_ingest_into_one_collection(service, c
 
 
 def test_the_service_restarted_mid_job_loses_nothing(service, cluster, slow_pages, request):
-    if "postgres" in request.node.name:
-        # Once, on a dev machine at load 30, the requeued jobs' status reads stalled for
-        # minutes on PostgreSQL (the same run on SQLite passed): open until understood.
-        pytest.skip("restart on PostgreSQL: a stall seen once, being investigated")
     first = runner(service, cluster)
     collection = service.course("Restarted mid-job")
     generation = open_index(service.library(OWNER).ctx, collection).generation
