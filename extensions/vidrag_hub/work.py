@@ -574,7 +574,9 @@ class IngestWorkers:
             library = self._committer(user)
         except VidragError as exc:  # the hub could not be asked: nothing is committed unchecked
             with self._catalog.session() as s:
-                _mark_failed(s, s.get(IngestJob, job_id), f"Not committed: {exc.message}. Retry the job.", exc.kind)
+                _mark_failed(
+                    s, s.get(IngestJob, job_id), f"Not committed: {exc.message}. Retry the job.", exc.kind
+                )
             return None
         refusal = edit_refusal(library, collection_id, user)
         if refusal is None:
