@@ -9,12 +9,13 @@ The instructor (on the Pro plan, like everyone here: a student asks more than th
 plan's 50 messages a month) owns it, and a JupyterHub group of students holds a viewer
 grant. Then:
 
-- ``--users`` concurrent students (closed loop, no think time: each sends its next request
-  as soon as the last one is answered), each with its own hub token, send
+- ``--users`` concurrent students (closed loop, by default with no think time: each sends
+  its next request as soon as the last one is answered), each with its own hub token, send
   ``POST collections/{id}/search`` for ``--seconds``, then ``POST collections/{id}/ask``
   (the extractive answerer: no LLM is configured) for ``--seconds``, with the questions
   of ``tests/data/devset/questions.jsonl`` in a fixed order (each student starts at its
-  own offset), after a warm-up that is not counted: requests per second, p50 and p95,
+  own offset; ``--think`` adds a pause between a student's requests), after a warm-up
+  that is not counted: requests per second, p50 and p95,
   errors by status, and the CPU seconds the hub, the proxy, the service and this
   client spent during each phase (on a machine shared with other work, latency is
   mostly waiting for a core; the CPU figures say who used them);
@@ -28,6 +29,7 @@ on failure too.
 
     python -m benchmarks service
     python -m benchmarks.service --users 5 --seconds 10
+    python -m benchmarks.service --think 5   # students who read an answer before the next
 """
 
 from __future__ import annotations
@@ -222,8 +224,13 @@ def _cpu(procs) -> dict[str, float]:
     return dict(out)
 
 
-async def _drive(url: str, tokens: list[str], bodies: list[dict], seconds: float) -> list[tuple]:
-    """Each token a closed-loop client for ``seconds``: (latency, status) per request."""
+async def _drive(
+    url: str, tokens: list[str], bodies: list[dict], seconds: float, think: float = 0.0
+) -> list[tuple]:
+    """Each token a closed-loop client for ``seconds`` (pausing about ``think`` seconds
+    between requests): (latency, status) per request."""
+    import random
+
     import httpx
 
     done: list[tuple] = []
@@ -232,6 +239,7 @@ async def _drive(url: str, tokens: list[str], bodies: list[dict], seconds: float
 
     async def student(i: int, token: str, client: httpx.AsyncClient) -> None:
         headers = {"Authorization": f"token {token}"}
+        pauses = random.Random(i)  # the same pauses on every run
         n = i * 7  # each student walks the questions from its own place
         while time.monotonic() < deadline:
             body = bodies[n % len(bodies)]
@@ -243,13 +251,17 @@ async def _drive(url: str, tokens: list[str], bodies: list[dict], seconds: float
             except httpx.HTTPError as exc:
                 status = type(exc).__name__
             done.append((time.perf_counter() - t0, status))
+            if think > 0:
+                await asyncio.sleep(think * pauses.uniform(0.5, 1.5))
 
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         await asyncio.gather(*(student(i, t, client) for i, t in enumerate(tokens)))
     return done
 
 
-def load(hub, base: str, cid: str, endpoint: str, tokens: list[str], seconds: float, warmup: float) -> dict:
+def load(
+    hub, base: str, cid: str, endpoint: str, tokens: list[str], seconds: float, warmup: float, think: float
+) -> dict:
     """One endpoint under ``len(tokens)`` concurrent students: rate, latency, errors, CPU."""
     from tests.support import devset
 
@@ -257,10 +269,10 @@ def load(hub, base: str, cid: str, endpoint: str, tokens: list[str], seconds: fl
     bodies = [{"query": q, "k": 5} if endpoint == "search" else {"question": q} for q in questions]
     url = f"{base}/api/collections/{cid}/{endpoint}"
     if warmup > 0:
-        asyncio.run(_drive(url, tokens, bodies, warmup))
+        asyncio.run(_drive(url, tokens, bodies, warmup, think))
     procs = hub.hub.processes()
     before, c0, t0 = _cpu(procs), time.process_time(), time.perf_counter()
-    done = asyncio.run(_drive(url, tokens, bodies, seconds))
+    done = asyncio.run(_drive(url, tokens, bodies, seconds, think))
     elapsed = time.perf_counter() - t0
     after, client_cpu = _cpu(procs), time.process_time() - c0
     ok = [lat for lat, status in done if status == 200]
@@ -268,6 +280,7 @@ def load(hub, base: str, cid: str, endpoint: str, tokens: list[str], seconds: fl
     row = {
         "endpoint": endpoint,
         "users": len(tokens),
+        "think_s": think,
         "seconds": round(elapsed, 1),
         "requests": len(done),
         "rps": len(ok) / elapsed,
@@ -280,6 +293,9 @@ def load(hub, base: str, cid: str, endpoint: str, tokens: list[str], seconds: fl
     for role in ("service", "hub", "proxy"):
         row[f"cpu_{role}_s"] = after.get(role, 0.0) - before.get(role, 0.0)
     row["cpu_client_s"] = client_cpu
+    # what one request costs the service in CPU: independent of how busy the machine is
+    # only as far as the service's threads do not spin waiting for each other
+    row["service_cpu_ms_per_request"] = row["cpu_service_s"] / max(1, len(done)) * 1000
     return row
 
 
@@ -295,6 +311,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=50, help="concurrent students, each with its own token")
     p.add_argument("--seconds", type=float, default=60, help="timed seconds per endpoint")
     p.add_argument("--warmup", type=float, default=5, help="untimed seconds per endpoint before timing")
+    p.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds a student pauses between requests (0.5x to 1.5x of it; 0: none, the worst case)",
+    )
     p.add_argument("--copies", type=int, default=2, choices=(1, 2), help="ingest each lecture this often")
     p.add_argument("--endpoints", default="search,ask", help="comma-separated: search, ask")
     return p
@@ -309,7 +331,13 @@ def main(argv: list[str] | None = None) -> dict:
     # `make` and CI stop a job with SIGTERM: unwind through the finally below, so the hub
     # (its own process group: no terminal signal reaches it) is stopped all the same
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    result: dict = {"users": args.users, "seconds": args.seconds, "warmup": args.warmup}
+    result: dict = {
+        "users": args.users,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "think": args.think,
+        "uptime_before": _uptime(),
+    }
     hub = None
     try:
         with tempfile.TemporaryDirectory(prefix="vidrag-bench-service-") as tmp:
@@ -347,10 +375,19 @@ def main(argv: list[str] | None = None) -> dict:
 
             rows = []
             for endpoint in endpoints:
-                rows.append(load(hub, base, cid, endpoint, list(tokens.values()), args.seconds, args.warmup))
+                rows.append(
+                    load(
+                        hub, base, cid, endpoint, list(tokens.values()), args.seconds, args.warmup, args.think
+                    )
+                )
                 rows[-1]["uptime"] = _uptime()
             result["load"] = rows
-            table(f"{args.users} concurrent students through the hub's proxy (closed loop)", rows)
+            loop = (
+                "closed loop, no think time"
+                if args.think <= 0
+                else f"about {args.think:g} s between requests"
+            )
+            table(f"{args.users} concurrent students through the hub's proxy ({loop})", rows)
             for row in rows:
                 target = 150 if row["endpoint"] == "search" else 1000
                 print(
