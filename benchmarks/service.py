@@ -247,10 +247,10 @@ async def _drive(
             t0 = time.perf_counter()
             try:
                 reply = await client.post(url, json=body, headers=headers)
-                status = reply.status_code
+                status, said = reply.status_code, "" if reply.status_code == 200 else reply.text[:300]
             except httpx.HTTPError as exc:
-                status = type(exc).__name__
-            done.append((time.perf_counter() - t0, status))
+                status, said = type(exc).__name__, str(exc)[:300]
+            done.append((time.perf_counter() - t0, status, said))
             if think > 0:
                 await asyncio.sleep(think * pauses.uniform(0.5, 1.5))
 
@@ -275,8 +275,10 @@ def load(
     done = asyncio.run(_drive(url, tokens, bodies, seconds, think))
     elapsed = time.perf_counter() - t0
     after, client_cpu = _cpu(procs), time.process_time() - c0
-    ok = [lat for lat, status in done if status == 200]
-    errors = Counter(str(status) for _, status in done if status != 200)
+    ok = [lat for lat, status, _ in done if status == 200]
+    errors = Counter(str(status) for _, status, _ in done if status != 200)
+    # what the first few refusals said (the service's messages never hold a token)
+    said = list(dict.fromkeys(f"{status}: {text}" for _, status, text in done if status != 200))[:5]
     row = {
         "endpoint": endpoint,
         "users": len(tokens),
@@ -289,6 +291,7 @@ def load(
         "max_ms": max(ok) * 1000 if ok else float("nan"),
         "errors": sum(errors.values()),
         "errors_by_status": dict(errors) or "-",
+        "error_samples": said or "-",
     }
     for role in ("service", "hub", "proxy"):
         row[f"cpu_{role}_s"] = after.get(role, 0.0) - before.get(role, 0.0)
@@ -388,7 +391,11 @@ def main(argv: list[str] | None = None) -> dict:
                 if args.think <= 0
                 else f"about {args.think:g} s between requests"
             )
-            table(f"{args.users} concurrent students through the hub's proxy ({loop})", rows)
+            shown = [{k: v for k, v in r.items() if k != "error_samples"} for r in rows]
+            table(f"{args.users} concurrent students through the hub's proxy ({loop})", shown)
+            for row in rows:
+                for sample in row["error_samples"] if row["errors"] else []:
+                    print(f"{row['endpoint']} error {sample}")
             for row in rows:
                 target = 150 if row["endpoint"] == "search" else 1000
                 print(
