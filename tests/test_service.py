@@ -582,7 +582,8 @@ def test_class_insights_are_aggregates_of_five_askers_and_name_nobody(app, clien
     assert data["askers"] == 5 and data["questions"] == 5 and data["local_fallback"] is False
     (topic,) = data["topics"]["groups"]
     assert topic["questions"] == 5 and topic["example"] == question
-    assert max(data["moments"][0]["citations"]) == 5 and data["moments"][0]["video_id"] == video
+    # each of the five answers cites the lecture at least once (an answer may cite two sentences)
+    assert max(data["moments"][0]["citations"]) >= 5 and data["moments"][0]["video_id"] == video
     assert not any(f'"{name}"' in json.dumps(data) for name in USERS)
     # the figures describe classmates: a viewer (a student) may not see them
     assert call(client, tokens["carol"], "GET", url).status_code == 403
