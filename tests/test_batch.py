@@ -97,21 +97,32 @@ def _contents(wb, collection: str) -> dict:
 
 
 def _same(a: dict, b: dict) -> None:
+    import jiwer
+
     assert a.keys() == b.keys()
     for key in a:
         if key == "_index_size":
             assert a[key] == b[key]
             continue
         va, vb = dict(a[key]), dict(b[key])
-        np.testing.assert_allclose(va.pop("vectors"), vb.pop("vectors"), atol=1e-5)
+        vectors_a, vectors_b = va.pop("vectors"), vb.pop("vectors")
         # the same words in the same passages; tiny.en's timestamps vary by a few
-        # hundredths of a second from run to run, in one process as in two
+        # hundredths of a second from run to run, in one process as in two, and on a
+        # loaded machine it once heard a word differently: the transcripts must agree to
+        # within 5 % WER, and every passage with the same words must have the same vector
         for part in ("segments", "chunks"):
             pa, pb = va.pop(part), vb.pop(part)
-            assert [p[-1] for p in pa] == [p[-1] for p in pb], (key, part)
-            times_a = np.array([p[-3:-1] for p in pa], dtype=float)
-            times_b = np.array([p[-3:-1] for p in pb], dtype=float)
-            np.testing.assert_allclose(times_a, times_b, atol=0.1)
+            texts_a, texts_b = [p[-1] for p in pa], [p[-1] for p in pb]
+            if texts_a == texts_b:
+                times_a = np.array([p[-3:-1] for p in pa], dtype=float)
+                times_b = np.array([p[-3:-1] for p in pb], dtype=float)
+                np.testing.assert_allclose(times_a, times_b, atol=0.1)
+            else:
+                assert jiwer.wer(" ".join(texts_a), " ".join(texts_b)) <= 0.05, (key, part)
+            if part == "chunks":
+                same = [i for i, (x, y) in enumerate(zip(texts_a, texts_b, strict=False)) if x == y]
+                assert same, (key, "no passage came out the same")
+                np.testing.assert_allclose(vectors_a[same], vectors_b[same], atol=1e-5)
         assert va == vb, key
 
 
