@@ -13,13 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 from vidrag_hub import plans
 from vidrag_hub.app import make_app
 from vidrag_hub.billing import BillingConfig, BillingEvent
@@ -27,34 +25,12 @@ from vidrag_hub.billing_routes import provider_from_env
 from vidrag_hub.models import utcnow
 
 from tests.support.fake_stripe import FakeStripe, decode_form
-from tests.support.service import ServiceHub
+from tests.support.service import Served, ServiceHub
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 USERS = ("pat", "quinn", "rae", "sol", "tao", "uma", "ada")
 WEBHOOK = "/services/vidrag/stripe/webhook"
-
-
-class Served:
-    """The app on uvicorn in a thread of the test process, on 127.0.0.1."""
-
-    def __init__(self, app, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="vidrag-billing-service", daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -8,43 +8,17 @@ gives (``JUPYTERHUB_API_URL``, the user's own hub token, ``VIDRAG_SERVICE_URL``)
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
-import uvicorn
 from vidrag_hub.app import make_app
 from vidrag_hub.auth import HubUser
 
 from tests.support.cli import vidrag
-from tests.support.service import ServiceHub
+from tests.support.service import Served, ServiceHub
 from vidrag_kernel.cli.sharing import NO_SERVICE, expiry_days
 from vidrag_kernel.errors import InvalidInput
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
-
-
-class Served:
-    """The service app on uvicorn in a thread of the test process, on 127.0.0.1."""
-
-    def __init__(self, app, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="vidrag-service", daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the service did not stop"
 
 
 @pytest.fixture(scope="module")

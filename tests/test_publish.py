@@ -10,45 +10,19 @@ the service's worker)."""
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 
 import pytest
-import uvicorn
 from vidrag_hub.app import make_app
 
 from tests.support.cli import vidrag
 from tests.support.media_server import MediaServer
-from tests.support.service import ServiceHub
+from tests.support.service import Served, ServiceHub
 from tests.support.settings import make_settings
 from vidrag_kernel import Workbench
 from vidrag_kernel.errors import Conflict, Forbidden, InvalidInput
 from vidrag_kernel.shared import ServiceLibrary, api_base
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
-
-
-class Served:
-    """The service app on uvicorn in a thread of the test process, on 127.0.0.1."""
-
-    def __init__(self, app, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="vidrag-service", daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the service did not stop"
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,7 @@ from vidrag_hub.models import utcnow
 from vidrag_hub.scheduler import Schedule, Scheduler, ScheduleRun
 
 from tests.support.media_server import MediaServer
-from tests.support.schedules import Served
-from tests.support.service import ServiceHub
+from tests.support.service import Served, ServiceHub
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 

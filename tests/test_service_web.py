@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import update
 from vidrag_hub import sharing
 from vidrag_hub.app import make_app
@@ -26,7 +23,7 @@ from vidrag_hub.auth import HubUser
 from vidrag_hub.models import ShareLink
 
 from tests.support.hub import login_form
-from tests.support.service import PASSWORD, ServiceHub
+from tests.support.service import PASSWORD, Served, ServiceHub
 from vidrag_kernel.catalog import Collection, Video
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
@@ -35,29 +32,6 @@ PREFIX = "/services/vidrag/"
 COOKIE = "service-vidrag"
 CHAT = "/hub/user-redirect/voila/render/vidrag/workbench.ipynb"
 USERS = ("ada", "sam", "kim", "lee", "max")
-
-
-class Served:
-    """The service app on uvicorn in a thread of the test process, on the port the hub's
-    proxy forwards ``/services/vidrag/`` to: browsers reach it through the hub, one origin."""
-
-    def __init__(self, app, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="vidrag-service", daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the service did not stop"
 
 
 @pytest.fixture(scope="module")

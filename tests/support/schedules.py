@@ -3,34 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from datetime import timedelta
-
-
-class Served:
-    """The service app on uvicorn in a thread of the test process, on 127.0.0.1."""
-
-    def __init__(self, app, port: int) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="vidrag-service", daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the service did not stop"
 
 
 def seed_schedule(service, collection_id: str, owner: str) -> tuple[str, str]:

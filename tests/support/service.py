@@ -8,6 +8,8 @@ REST API, and builds the service in-process with ``make_app`` against that hub's
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from pathlib import Path
 
 from tests.support.hub import Hub, free_port, hub_env
@@ -97,3 +99,29 @@ class ServiceHub:
             kernel=make_settings(shared_root),
             **overrides,
         )
+
+
+class Served:
+    """The service app on uvicorn in a thread of the test process, on 127.0.0.1 (at the port
+    the hub's proxy forwards ``/services/vidrag/`` to, so browsers reach it through the hub)."""
+
+    def __init__(self, app, port: int) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="vidrag-service", daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the service did not stop"
