@@ -200,7 +200,7 @@ class ExtractiveAnswerer:
             "best_ask_share": round(share, 4),
             "max_similarity": round(max(t[2] for t in ranked), 4),
         }
-        figures["answerable"] = answerable(best_sim, share, figures["gives"])
+        figures["answerable"] = answerable(best_sim, share, figures["gives"], specific=kind is not None)
         return ranked, figures
 
     def select(self, question: str, sources: Sequence) -> list[tuple[int, str, float]]:
@@ -275,10 +275,21 @@ def _gain(item, covered: frozenset[str], asked: list[str]) -> float:
     return item[1] + NEW_ASK_WEIGHT * len(item[3] - covered) / max(1, len(asked))
 
 
-def answerable(similarity: float, ask_share: float, gives_kind: bool = True) -> bool:
+def answerable(
+    similarity: float, ask_share: float, gives_kind: bool = True, *, specific: bool = True
+) -> bool:
     """Whether the best sentence answers: it holds the kind of thing asked for (a number,
-    a name, a place) and is close in meaning, or fairly close and holding the ask."""
+    a name, a place) and is close in meaning, or fairly close and holding the ask.
+
+    The ask's words count only for a question that wants a specific thing (``specific``:
+    a number, a name, a place). A paraphrased "how" or "why" question shares few words
+    with the sentence that answers it ("How was the monarch put to death?" against "Louis
+    was executed by guillotine"); requiring them refused a third of the test lecture's
+    answerable questions on the speech path.
+    """
     if similarity >= SURE_SIMILARITY:
         # "a logarithmic number of comparisons" answers "how many" without a numeral
         return True
-    return gives_kind and similarity >= MIN_SIMILARITY and ask_share >= MIN_ASK
+    if not gives_kind or similarity < MIN_SIMILARITY:
+        return False
+    return ask_share >= MIN_ASK if specific else True
