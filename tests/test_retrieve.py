@@ -109,3 +109,47 @@ def test_merged_passages_are_whole_sentences(library):
         parts = [p for p in plain if p.chunk_id in best.chunk_ids]
         assert best.start == min(p.start for p in parts) and best.end >= max(p.end for p in parts)
     assert "chlorophyll" in best.text.lower()
+
+
+def test_every_hit_scores_its_passage_against_the_question(ingested):
+    """A hit's dense score is the cosine of its passage and the question, whether dense
+    search found it or only the keywords did (then it comes from the stored vector)."""
+    from vidrag_kernel.embed import get_embedder
+
+    wb = ingested.wb
+    embedder = get_embedder(wb.settings)
+    for question in ("Who stormed the Bastille?", "chlorophyll oxygen sunlight"):
+        hits = wb.search(question, "Lectures", k=8)
+        assert hits
+        q = embedder.embed_query(question)
+        expected = embedder.embed([h.text for h in hits]) @ q
+        assert [h.dense_score for h in hits] == pytest.approx(expected.tolist(), abs=2e-3)
+
+
+def test_embed_cached_embeds_each_new_text_once_and_stays_bounded(monkeypatch):
+    from vidrag_kernel import embed
+
+    class Counting(embed.HashingEmbedder):
+        model_name = "counting-test"
+
+        def __init__(self):
+            super().__init__()
+            self.seen: list[str] = []
+
+        def embed(self, texts, report=None):
+            self.seen += list(texts)
+            return super().embed(texts, report)
+
+    monkeypatch.setattr(embed, "CACHE_SIZE", 3)
+    counting = Counting()
+    first = embed.embed_cached(counting, ["a b", "c d", "a b"])
+    assert counting.seen == ["a b", "c d"]  # the repeat within one call is embedded once
+    again = embed.embed_cached(counting, ["c d", "a b", "e f"])
+    assert counting.seen == ["a b", "c d", "e f"]
+    assert first[1] == pytest.approx(again[0]) and first[0] == pytest.approx(again[1])
+    assert again == pytest.approx(embed.HashingEmbedder().embed(["c d", "a b", "e f"]))
+    embed.embed_cached(counting, ["g h"])  # a fourth text pushes out the least recently used
+    embed.embed_cached(counting, ["e f", "c d"])
+    assert counting.seen[-2:] == ["g h", "c d"]  # "c d" had gone; "e f" had not
+    assert len(embed._memos[("hashing", "counting-test", counting.dim)]) == 3
+    assert embed.embed_cached(counting, []).shape == (0, counting.dim)

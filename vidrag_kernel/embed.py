@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,10 @@ LEGACY_IDENTITY = {"engine": "sentence-transformers", "model": DEFAULT_MODEL, "d
 
 _models: dict[str, object] = {}
 _lock = threading.Lock()
+#: texts whose vectors ``embed_cached`` keeps per embedder (384 floats each: 20,000 is 31 MB)
+CACHE_SIZE = 20_000
+_memos: dict[tuple, OrderedDict] = {}
+_memo_lock = threading.Lock()
 
 
 def default_model_path() -> str:
@@ -104,6 +109,12 @@ class SentenceTransformerEmbedder:
         self.model_name = model_name(settings.embedding_model)
         self.batch_size = settings.embed_batch_size
         self.model = _load(self.name)
+        if settings.embed_threads > 0:
+            import torch
+
+            # process-wide; cheap when unchanged, so every embedder built may say it
+            if torch.get_num_threads() != settings.embed_threads:
+                torch.set_num_threads(settings.embed_threads)
         dimension = getattr(self.model, "get_embedding_dimension", None) or (
             self.model.get_sentence_embedding_dimension
         )
@@ -154,6 +165,40 @@ class HashingEmbedder:
 
     def embed_query(self, query: str) -> np.ndarray:
         return self._vector(query)
+
+
+def embed_cached(embedder, texts: Sequence[str]) -> np.ndarray:
+    """``embedder.embed(texts)``, with the vectors of texts seen before taken from a memo.
+
+    For texts that come back request after request (an answer's transcript sentences): the
+    memo is per process and per model, shared by every library and user, bounded (least
+    recently used go first) and safe across threads. Questions are not memoised here.
+    """
+    texts = list(texts)
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    key = (
+        getattr(embedder, "engine", type(embedder).__name__),
+        getattr(embedder, "model_name", None),
+        embedder.dim,
+    )
+    with _memo_lock:
+        memo = _memos.setdefault(key, OrderedDict())
+        found = {}
+        for t in texts:
+            v = memo.get(t)
+            if v is not None:
+                memo.move_to_end(t)
+                found[t] = v
+    todo = list(dict.fromkeys(t for t in texts if t not in found))
+    if todo:
+        fresh = embedder.embed(todo)  # outside the lock: other requests go on meanwhile
+        with _memo_lock:
+            for t, v in zip(todo, fresh, strict=True):
+                found[t] = memo[t] = v
+            while len(memo) > CACHE_SIZE:
+                memo.popitem(last=False)
+    return np.stack([found[t] for t in texts])
 
 
 def get_embedder(settings: Settings):

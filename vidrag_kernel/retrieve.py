@@ -218,6 +218,14 @@ class Retriever:
                     lexical_rank[vid] = rank
                     lexical[vid] = float(score)
                 where.setdefault(vid, (collection_id, int(reader.generation)))
+            # a keyword-only hit still gets a comparable dense score: from its stored
+            # vector, not by embedding its text again
+            found = {int(v) for v, _ in dense_hits}
+            keyword_only = np.array([int(v) for v, _ in lexical_hits if int(v) not in found], dtype=np.int64)
+            if len(keyword_only):
+                ids, vecs = reader.vectors(keyword_only)
+                for vid, score in zip(ids.tolist(), (vecs @ qvec).tolist(), strict=True):
+                    dense[vid] = max(float(score), dense.get(vid, -2.0))
         if not where:
             return Retrieval(query, [], generations, 0, (time.perf_counter() - t0) * 1000)
         rrf: dict[int, float] = dict.fromkeys(where, 0.0)
@@ -277,7 +285,7 @@ class Retriever:
             ).all()
         missing = [c for c, _ in rows if c.vector_id not in dense]
         if missing:
-            # a lexical-only hit still gets a comparable dense score
+            # only a row the index lost its vector for (never in a consistent generation)
             from .embed import get_embedder
 
             vecs = get_embedder(self._ctx.settings).embed([c.text for c in missing])

@@ -90,6 +90,10 @@ class Settings:
     embedding_model: str | None = None
     #: VIDRAG_EMBED_BATCH_SIZE: texts per embedding batch.
     embed_batch_size: int = 64
+    #: VIDRAG_EMBED_THREADS: CPU threads one embedding may use (torch, process-wide); 0 = torch's
+    #: default (every core). The service uses 1 unless set: its requests run side by side, and
+    #: two threads per query on two busy cores cost more than they give.
+    embed_threads: int = 0
     #: VIDRAG_HNSW_THRESHOLD: vectors above which an index uses HNSW instead of exact search.
     hnsw_threshold: int = 50_000
     #: VIDRAG_INDEX_COMPRESSION: vectors of HNSW indexes: ``none`` (float32) or ``sq8`` (8-bit, a quarter of the size).

@@ -23,8 +23,6 @@ NO_ANSWER = (
     "Try rephrasing the question, or ask it of another collection."
 )
 MAX_QUESTION = 4000
-# sentence vectors kept between questions (about 1.5 KiB each with MiniLM)
-EMBED_CACHE = 20000
 # Passages down to this share of ``min_relevance`` reach the engine, which judges by
 # sentence whether they answer: a 256-token passage's score is diluted by everything else
 # it says, so a passage holding the exact answer often scores below the floor itself.
@@ -42,25 +40,13 @@ class Asker:
         self._ctx = ctx
         self._retriever = retriever
         self._conversations = conversations
-        self._vectors: dict[str, object] = {}
 
     def _embed(self, texts: list[str]):
         """Normalized vectors of ``texts``; transcript sentences come back in question after
-        question, so their vectors are kept (a bounded cache) and only new texts embedded."""
-        import numpy as np
+        question, so their vectors come from the process's memo (``embed.embed_cached``)."""
+        from ..embed import embed_cached, get_embedder
 
-        from ..embed import get_embedder
-
-        cache = self._vectors
-        found = {t: cache.get(t) for t in texts}
-        todo = [t for t, v in found.items() if v is None]
-        if todo:
-            for t, v in zip(todo, get_embedder(self._ctx.settings).embed(todo), strict=True):
-                found[t] = v
-                if len(cache) >= EMBED_CACHE:
-                    cache.pop(next(iter(cache), None), None)
-                cache[t] = v
-        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+        return embed_cached(get_embedder(self._ctx.settings), texts)
 
     def ask(self, question: str, **kwargs) -> Answer:
         """The answer to ``question`` (see ``stream`` for the arguments)."""
