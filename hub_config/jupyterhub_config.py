@@ -24,7 +24,7 @@ from traitlets.config import LazyConfigValue
 from hub_config import SERVER_CONFIG_FILE
 from hub_config.options import REPO_ROOT, VidragHubOptions, free_port, is_loopback
 from hub_config.plans import VidragPlans
-from hub_config.spawning import kernel_setting_names, landing_path, local_pre_spawn_hook
+from hub_config.spawning import kernel_setting_names, landing_path, local_pre_spawn_hook, preheat_args
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
@@ -158,10 +158,11 @@ c.Spawner.start_timeout = 180
 # A file uploaded in the Voila dashboard reaches the kernel as one websocket message
 # (base64); Jupyter's default limit of 10 MiB would cut the upload limit to ~7 MB. The
 # single-user image installs hub_config/docker/jupyter_server_config.json, which raises
-# it; servers started from elsewhere get the same setting on their command line.
+# it; servers started from elsewhere get the same setting on their command line. The
+# landing dashboard's page comes from a pre-heated Voila kernel (VIDRAG_PREHEAT_KERNELS).
 _server_config = json.loads(SERVER_CONFIG_FILE.read_text())
 _tornado = json.dumps(_server_config["ServerApp"]["tornado_settings"])
-c.Spawner.args = [f"--ServerApp.tornado_settings={_tornado}"]
+c.Spawner.args = [f"--ServerApp.tornado_settings={_tornado}", *preheat_args(opts)]
 
 if opts.spawner == "local":
     # Servers run as the hub's own user, from the hub's Python, one folder per user.
@@ -238,6 +239,10 @@ if opts.service_enabled and not any(s.get("name") == opts.service_name for s in 
     # a joined user is sent to the chat dashboard through the hub (which starts their server).
     _service_env["VIDRAG_COOKIE_SECRET"] = os.environ.get("VIDRAG_COOKIE_SECRET") or _secret_file(
         opts.hub_state_dir / "vidrag-cookie-secret"
+    )
+    # scheduled runs carry tokens the service signed: a restart mid-run must not void them
+    _service_env["VIDRAG_RUN_TOKEN_SECRET"] = os.environ.get("VIDRAG_RUN_TOKEN_SECRET") or _secret_file(
+        opts.hub_state_dir / "vidrag-run-token-secret"
     )
     _service_env["VIDRAG_CHAT_URL"] = "/hub/user-redirect" + landing_path(opts)
     # the plans (c.VidragPlans, hub_config/plans.py) travel to the service as one JSON variable

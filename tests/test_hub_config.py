@@ -256,3 +256,18 @@ def test_demo_login_refuses_to_start_on_a_non_loopback_bind(tmp_path, env, args,
     assert done.returncode != 0
     assert message in output
     assert "Starting proxy" not in output and "is now running" not in output
+
+
+def test_the_services_signing_secrets_outlive_a_hub_restart(monkeypatch, tmp_path):
+    """Session cookies and scheduled runs' tokens are signed with secrets kept in the hub's
+    state folder, so a restart neither logs browsers out nor voids a run in progress."""
+    env = {"VIDRAG_DEMO_PASSWORD": "long-enough-password", "VIDRAG_SERVICE_ENABLED": "1"}
+    first = load_config(monkeypatch, tmp_path, **env)
+    again = load_config(monkeypatch, tmp_path, **env)
+    [one] = [s for s in first.JupyterHub.services if s["name"] == "vidrag"]
+    [two] = [s for s in again.JupyterHub.services if s["name"] == "vidrag"]
+    for name in ("VIDRAG_COOKIE_SECRET", "VIDRAG_RUN_TOKEN_SECRET"):
+        assert len(one["environment"][name]) >= 32 and one["environment"][name] == two["environment"][name]
+    assert one["environment"]["VIDRAG_COOKIE_SECRET"] != one["environment"]["VIDRAG_RUN_TOKEN_SECRET"]
+    secret = tmp_path / "data" / "hub" / "vidrag-run-token-secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600

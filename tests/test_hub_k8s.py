@@ -73,6 +73,9 @@ def test_the_service_reads_the_environment_it_is_given(service):
     secret = {k: v["valueFrom"]["secretKeyRef"] for k, v in env.items() if "valueFrom" in v}
     assert secret["JUPYTERHUB_API_TOKEN"] == {"name": "hub", "key": "hub.services.vidrag.apiToken"}
     assert secret["VIDRAG_SHARED_DATABASE_URL"]["name"] == "vidrag-service"
+    # signing secrets that must outlive a restart of the pod come from the Secret
+    for name in ("VIDRAG_COOKIE_SECRET", "VIDRAG_RUN_TOKEN_SECRET"):
+        assert secret[name]["name"] == "vidrag-service", name
     settings = ServiceSettings.from_env(
         {
             **plain,
