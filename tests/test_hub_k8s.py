@@ -86,6 +86,11 @@ def test_the_service_reads_the_environment_it_is_given(service):
     assert (settings.service_name, settings.prefix) == ("vidrag", "/services/vidrag/")
     assert settings.resolved_database_url.startswith("postgresql+psycopg://")
     assert settings.ingest_workers >= 1 and int(plain["VIDRAG_WHISPER_THREADS"]) >= 1
+    # one torch thread per request unless the Deployment says otherwise
+    assert settings.kernel_settings().embed_threads == 1
+    assert (
+        ServiceSettings.from_env({**plain, "VIDRAG_EMBED_THREADS": "2"}).kernel_settings().embed_threads == 2
+    )
     # it listens on the port the container and the Service name
     [port] = container(deployment)["ports"]
     assert settings.port == port["containerPort"] and settings.host == "0.0.0.0"

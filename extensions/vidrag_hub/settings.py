@@ -78,7 +78,14 @@ class ServiceSettings:
     def kernel_settings(self) -> Settings:
         """The kernel settings for the service's libraries: shared root and database."""
         base = self.kernel or Settings()
-        return base.with_(home=self.shared_root, database_url=self.resolved_database_url, user=SERVICE_USER)
+        # requests run side by side on the thread pool: one torch thread each, unless set
+        threads = base.embed_threads if base.embed_threads > 0 else 1
+        return base.with_(
+            home=self.shared_root,
+            database_url=self.resolved_database_url,
+            user=SERVICE_USER,
+            embed_threads=threads,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> ServiceSettings:
