@@ -274,6 +274,15 @@ class VidragHubOptions(Configurable):
         JupyterLab (false). JupyterLab stays one click away at /user/<name>/lab either way.""",
     ).tag(env="VIDRAG_LAND_ON_DASHBOARD")
 
+    preheat_kernels = Integer(
+        1,
+        config=True,
+        help="""VIDRAG_PREHEAT_KERNELS: Voila kernels each user's server keeps started, with
+        the landing dashboard's imports done, for the next visit to it (the page then shows
+        in about a second instead of several); each costs a kernel's memory (a few hundred
+        MB). 0 starts a kernel per visit.""",
+    ).tag(env="VIDRAG_PREHEAT_KERNELS")
+
     def __init__(self, environ: Mapping[str, str] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         env = os.environ if environ is None else environ

@@ -54,6 +54,22 @@ def landing_path(opts: VidragHubOptions) -> str:
     return f"/voila/render/{DASHBOARDS_FOLDER}/{opts.landing_notebook}"
 
 
+def preheat_args(opts: VidragHubOptions) -> list[str]:
+    """The server's arguments for pre-heated Voila kernels on the landing dashboard
+    (``vidrag_dashboards.preheat``): ``VIDRAG_PREHEAT_KERNELS`` of them; none when that is 0
+    or people land on JupyterLab."""
+    if opts.preheat_kernels <= 0 or not opts.land_on_dashboard:
+        return []
+    # Python literals: traitlets reads a Dict or List given on the command line with literal_eval
+    return [
+        "--ServerApp.kernel_manager_class=vidrag_dashboards.preheat.PreheatKernelManager",
+        f"--ServerApp.jpserver_extensions={ {'vidrag_dashboards.preheat': True}!r}",
+        "--VoilaConfiguration.preheat_kernel=True",
+        f"--VoilaConfiguration.default_pool_size={opts.preheat_kernels}",
+        f"--PreheatKernelManager.notebooks={[f'{DASHBOARDS_FOLDER}/{opts.landing_notebook}']!r}",
+    ]
+
+
 def refresh_dashboards(source: Path, root: Path) -> list[Path]:
     """Copy the dashboard notebooks into ``root/vidrag/``, read-only, replacing older copies.
 

@@ -16,13 +16,15 @@ invites, share links), ``schedules_card`` (scheduled batch ingests), ``invites_b
 ``media`` (playing videos from a second), ``transcript``; ``state`` and ``background``
 (per-session state, work off the UI thread); ``feedback`` (the one error edge and notices);
 ``layout`` and ``controls`` (landmarks, headings, keyboard tabs, AA colours); ``format``;
-``notebook_comms`` (a guarded fix for jupyter_bokeh in notebooks and Voila).
+``notebook_comms`` (a guarded fix for jupyter_bokeh in notebooks and Voila); ``preheat`` (a
+Jupyter server extension: Voila's pre-heated kernels for the landing page) and ``warmup``
+(what such a kernel does before its visitor comes).
 (No module is named ``chat`` or ``manager``: importing it would shadow the function.)
 """
 
 from __future__ import annotations
 
-__all__ = ["chat", "manager", "workbench"]
+__all__ = ["chat", "manager", "wait_for_visitor", "workbench"]
 
 
 def manager(wb=None):
@@ -44,3 +46,15 @@ def workbench(wb=None, *, links: dict | None = None):
     from .app import workbench
 
     return workbench(wb, links=links)
+
+
+def wait_for_visitor() -> None:
+    """In a kernel Voila pre-heated for the workbench page (``vidrag_dashboards.preheat``):
+    open the Workbench and list its collections, then wait for the page's visitor and take
+    their request (``?collection=``). Anywhere else it returns at once."""
+    from .warmup import preheated, wait_for_visitor
+
+    if preheated():
+        from .app import warm
+
+        wait_for_visitor(warm)

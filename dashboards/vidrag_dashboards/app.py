@@ -22,7 +22,7 @@ from .collection_manager import CollectionManager
 from .format import esc
 from .invites_banner import InvitesBanner
 from .layout import Region, Tabs
-from .state import AppState
+from .state import AppState, shared_workbench
 
 TITLE = "vidrag"
 HEADING = "vidrag workbench"
@@ -135,6 +135,13 @@ def _extension() -> None:
     (``notebook_comms``)."""
     pn.extension(*EXTENSIONS, inline=True, raw_css=[CSS])
     notebook_comms.install()
+
+
+def warm() -> None:
+    """What a workbench page does first and can do before anyone asks for it: open the
+    Workbench of the ``VIDRAG_*`` environment (its catalog, the service's client) and list
+    the collections once (the service's first check of this server's token)."""
+    shared_workbench().collections.list()
 
 
 def _state(wb) -> AppState:

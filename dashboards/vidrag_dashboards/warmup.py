@@ -1,0 +1,90 @@
+"""A dashboard kernel's first steps before anyone asks for its page, when Voilà pre-heated it.
+
+In a user's server, :mod:`vidrag_dashboards.preheat` keeps a kernel waiting for the landing
+page: Voilà starts it and runs the notebook in it before a visitor comes. The notebook
+calls :func:`wait_for_visitor` after its imports: in a pre-heated kernel it does the slow
+first steps it is given (``warm``), then waits until a page takes the kernel and puts the
+visitor's request (``QUERY_STRING``, ``SCRIPT_NAME``...) in ``os.environ``, as Voilà does for
+a kernel it starts for a request; the cells after it then build the page for that visitor.
+In any other kernel it returns at once.
+
+This module is imported by the kernel and by the server extension; it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+#: Set to "True" by Voilà in the kernels it pre-heats.
+PREHEAT_VARIABLE = "VOILA_PREHEAT"
+#: The variable and header that carry a pooled kernel's key to the request-info socket.
+KEY_VARIABLE = "VIDRAG_PREHEAT_KEY"
+KEY_HEADER = "X-Vidrag-Preheat-Key"
+
+
+def preheated() -> bool:
+    """Whether this kernel was started by Voilà ahead of a visitor (a pre-heated kernel)."""
+    return os.environ.get(PREHEAT_VARIABLE) == "True"
+
+
+def request_info_url() -> str:
+    """The server's request-info socket for this kernel (``vidrag_dashboards.preheat``)."""
+    env = os.environ
+    return (
+        f"{env.get('VOILA_WS_PROTOCOL', 'ws')}://{env.get('VOILA_APP_IP', '127.0.0.1')}:"
+        f"{env.get('VOILA_APP_PORT', '8888')}{env.get('VOILA_SERVER_URL', '/')}"
+        f"voila/query/{env.get('VOILA_KERNEL_ID', '')}"
+    )
+
+
+def wait_for_visitor(warm: Callable[[], object] | None = None) -> dict[str, str]:
+    """In a pre-heated kernel: run ``warm()``, wait for the visitor's request and put it in
+    ``os.environ``; the request's variables (empty elsewhere, or when the server sent none).
+
+    A failing ``warm`` or an unreachable socket is logged, not raised: the page then builds
+    as in a kernel started for it, only without the request's query string."""
+    if not preheated():
+        return {}
+    if warm is not None:
+        try:
+            warm()
+        except Exception:
+            log.warning("warming the dashboard up failed", exc_info=True)
+    info = _receive(request_info_url(), os.environ.get(KEY_VARIABLE, ""))
+    os.environ.update(info)
+    return info
+
+
+def _receive(url: str, key: str) -> dict[str, str]:
+    """The first message of the request-info socket, read on a thread of its own (the
+    kernel's event loop may be running the cell that calls this)."""
+    result: dict[str, str] = {}
+
+    async def receive() -> None:
+        import websockets
+
+        # no pings: the kernel may wait for hours, and a busy server loop must not drop it
+        async with websockets.connect(
+            url, additional_headers={KEY_HEADER: key}, open_timeout=10, ping_interval=None
+        ) as socket:
+            message = await socket.recv()
+        result.update({str(k): str(v) for k, v in json.loads(message).items()})
+
+    def run() -> None:
+        import asyncio
+
+        try:
+            asyncio.run(receive())
+        except Exception:
+            log.warning("no request info from %s", url.rsplit("/", 1)[0], exc_info=True)
+
+    thread = threading.Thread(target=run, name="vidrag-wait-for-visitor", daemon=True)
+    thread.start()
+    thread.join()
+    return result
