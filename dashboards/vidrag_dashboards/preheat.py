@@ -79,6 +79,7 @@ class PreheatKernelManager(_VoilaPool):
         self._wait_at_startup = True
         self.notebook_data: dict = {}
         self._pools: dict[str, list[asyncio.Task]] = {}
+        self._ready_at: dict[asyncio.Task, float] = {}  # event-loop time a pooled start begins
         self.notebook_path = None
         self.pool_size = 0
         self._server = None
@@ -127,13 +128,19 @@ class PreheatKernelManager(_VoilaPool):
         kwargs.setdefault("path", os.path.dirname(notebook_name))
         loop = asyncio.get_event_loop()
         for _ in range(self.pool_size - len(pool)):
-            pool.append(loop.create_task(wait_before(delay, self._initialize(notebook_name, None, **kwargs))))
+            task = loop.create_task(wait_before(delay, self._initialize(notebook_name, None, **kwargs)))
+            self._ready_at[task] = loop.time() + delay
+            pool.append(task)
 
     def get_pool_size(self, notebook_name: str) -> int:
-        """Kernels waiting (or starting) for ``notebook_name``; a start that failed is dropped
-        and logged, so the page handler falls back to a new kernel instead of a broken one."""
+        """Kernels started (or starting) for ``notebook_name``, the page handler's question.
+
+        A refill still in its ``fill_delay`` does not count: a second visitor within that
+        time gets a new kernel at once rather than wait out the delay first. A start that
+        failed is dropped and logged, so the handler starts a new kernel instead of failing."""
         self._prune()
-        return len(self._pools.get(notebook_name, []))
+        now = asyncio.get_event_loop().time()
+        return sum(1 for task in self._pools.get(notebook_name, []) if self._ready_at.get(task, 0) <= now)
 
     async def shutdown_kernel(self, kernel_id: str, *args, **kwargs):
         # Voilà's looks through the pools with task.result(), which raises for a failed start
@@ -141,6 +148,8 @@ class PreheatKernelManager(_VoilaPool):
         return await super().shutdown_kernel(kernel_id, *args, **kwargs)
 
     def _prune(self) -> None:
+        pooled = {task for pool in self._pools.values() for task in pool}
+        self._ready_at = {task: t for task, t in self._ready_at.items() if task in pooled}
         for notebook, pool in self._pools.items():
             for task in [t for t in pool if t.done() and (t.cancelled() or t.exception() is not None)]:
                 pool.remove(task)
