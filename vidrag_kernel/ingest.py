@@ -237,27 +237,12 @@ class Ingestor:
             if existing:
                 return self._link_existing(job, info, video_id, collection_id)
             media = self._ctx.layout.media_dir(video_id)
-            with job.stage("fetching", "fetch") as report:
-                fetched = stages.fetch(info, media, settings, mode, report)
-            transcript = fetched.transcript
-            if transcript is None:
-                with job.stage("transcribing", "transcribe") as report:
-                    transcript = stages.transcribe(
-                        fetched.audio, settings, report, self._glossary(collection_id)
-                    )
-            job.source = transcript.source
-            with job.stage("chunking", "chunk"):
-                chunks = stages.chunk(transcript, info.chapters, settings, info.title)
-            with job.stage("embedding", "embed") as report:
-                vectors = stages.embed(chunks, settings, report)
-            duration, duration_source = stages.duration_of(info, fetched, transcript)
-            prepared = stages.Prepared(
-                info, transcript, chunks, vectors, duration, duration_source,
-                embedder=stages.embedder_identity(settings),
-            )  # fmt: skip
+            glossary = self._glossary(collection_id)
+            prepared = stages.prepare(info, media, settings, mode, glossary=glossary, stage=job.stage)
+            job.source = prepared.transcript.source
             with job.stage("indexing", "index"):
                 stages.commit(self._ctx, collection_id, video_id, prepared)
-            return job.done(info, len(chunks), duration)
+            return job.done(info, len(prepared.chunks), prepared.duration)
         except Exception as exc:  # recorded on the job; VidragErrors carry a user message
             return job.failed(info, exc)
 

@@ -13,7 +13,8 @@ Job bookkeeping (state, timings, progress) lives in the orchestrator,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -160,14 +161,22 @@ def duration_of(info: MediaInfo, fetched: Fetched, transcript: Transcript) -> tu
     return None, None
 
 
-class _Clock:
-    """Stage timings for ``prepare`` when no orchestrator times the stages."""
+#: how an orchestrator runs one stage: ``stage(state, timing)`` is a context manager that
+#: yields the stage's progress reporter (``JobRun.stage`` records the job row and timing)
+Stage = Callable[[str, str], AbstractContextManager[Reporter]]
 
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
 
-    def __call__(self, name: str, started: float) -> None:
-        self.timings[name] = round(perf_counter() - started, 3)
+def _timed(timings: dict[str, float], report: Reporter, on_stage: Callable[[str], None]) -> Stage:
+    """The stage runner ``prepare`` uses when no orchestrator times the stages."""
+
+    @contextmanager
+    def stage(state: str, timing: str) -> Iterator[Reporter]:
+        on_stage(state)
+        started = perf_counter()
+        yield report
+        timings[timing] = round(perf_counter() - started, 3)
+
+    return stage
 
 
 def prepare(
@@ -178,6 +187,8 @@ def prepare(
     report: Reporter = _quiet,
     on_stage: Callable[[str], None] | None = None,
     glossary: Sequence[str] | None = None,
+    *,
+    stage: Stage | None = None,
 ) -> Prepared:
     """fetch → transcribe → chunk → embed for one video, touching no catalog or index.
 
@@ -185,33 +196,26 @@ def prepare(
     papermill kernel); the writer of the collection then calls ``commit`` with the result.
     ``on_stage(state)`` is called as each stage starts, with the job state it means
     ("fetching", "transcribing", "chunking", "embedding"), so a caller far from the
-    catalog can show where the work is. ``glossary``: the collection's course terms,
-    passed to speech recognition (captions are used as published).
+    catalog can show where the work is; the stage timings come back in
+    ``Prepared.timings``. An orchestrator that keeps a job row passes ``stage`` instead
+    (then it times the stages, and reports progress, itself). ``glossary``: the
+    collection's course terms, passed to speech recognition (captions are used as
+    published).
     """
-    on_stage = on_stage or (lambda _state: None)
-    clock = _Clock()
-    t0 = perf_counter()
-    on_stage("fetching")
-    fetched = fetch(info, media_dir, settings, captions, report)
-    clock("fetch", t0)
+    timings: dict[str, float] = {}
+    stage = stage or _timed(timings, report, on_stage or (lambda _state: None))
+    with stage("fetching", "fetch") as progress:
+        fetched = fetch(info, media_dir, settings, captions, progress)
     transcript = fetched.transcript
     if transcript is None:
-        t0 = perf_counter()
-        on_stage("transcribing")
-        transcript = transcribe(fetched.audio, settings, report, glossary)
-        clock("transcribe", t0)
-    t0 = perf_counter()
-    on_stage("chunking")
-    chunks = chunk(transcript, info.chapters, settings, info.title)
-    clock("chunk", t0)
-    t0 = perf_counter()
-    on_stage("embedding")
-    vectors = embed(chunks, settings, report)
-    clock("embed", t0)
+        with stage("transcribing", "transcribe") as progress:
+            transcript = transcribe(fetched.audio, settings, progress, glossary)
+    with stage("chunking", "chunk"):
+        chunks = chunk(transcript, info.chapters, settings, info.title)
+    with stage("embedding", "embed") as progress:
+        vectors = embed(chunks, settings, progress)
     duration, source = duration_of(info, fetched, transcript)
-    return Prepared(
-        info, transcript, chunks, vectors, duration, source, clock.timings, embedder_identity(settings)
-    )
+    return Prepared(info, transcript, chunks, vectors, duration, source, timings, embedder_identity(settings))
 
 
 def store_transcript(ctx: Context, video_id: str, prepared: Prepared) -> list[int]:
