@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vidrag_kernel.errors import InvalidInput, NotFound
-from vidrag_kernel.evaluate import Span, first_hit, load_qa, retrieval_metrics
+from vidrag_kernel.evaluate import Span, first_hit, holds_keyword, load_qa, retrieval_metrics
 from vidrag_kernel.retrieve import SearchHit
 
 QA = Path(__file__).parent / "data" / "lecture_qa.jsonl"
@@ -23,6 +23,18 @@ def test_metrics_match_hand_computed_values():
     assert m["recall@10"] == pytest.approx(3 / 5)
     assert m["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 7) / 5)
     assert retrieval_metrics([])["mrr"] is None
+
+
+def test_a_keyword_number_is_found_however_it_is_written():
+    # speech recognition writes digits where the script said words, with thousands commas
+    assert holds_keyword("It reverses 50 times in Europe.", "fifty")
+    assert holds_keyword("In 1,800 Volta built the first battery.", "1800")
+    assert holds_keyword("could kill 10 million people", "ten million")
+    assert holds_keyword("Fifty times a second", "50") and holds_keyword("twenty-eight ducks", "28")
+    # a different number is not the keyword
+    assert not holds_keyword("It reverses 60 times in Europe.", "fifty")
+    assert not holds_keyword("In 1,700 he published a map.", "1770")
+    assert not holds_keyword("twenty-nine ducks", "28")
 
 
 def _hit(video_id: str, start: float, end: float) -> SearchHit:

@@ -15,7 +15,7 @@ A QA set is JSON Lines, one question per line::
   an expected span. Reported: Recall@1/5/10 (share of questions with a hit in the first
   1/5/10 chunks) and MRR (mean of 1/rank of the first hit, 0 if none in the first 10).
 - Answers: with ``keywords`` an answer is right when every keyword appears in it (case
-  insensitive); ``"answerable": false`` is right when the answer says nothing relevant
+  insensitive, a number however it is written: "fifty" is said by "50"); ``"answerable": false`` is right when the answer says nothing relevant
   was found. Answer accuracy is the share of such questions answered right.
 - Where the answer points (``answer_measures``, for questions with spans): citation hit
   (the first citation, or any, overlaps an expected span), seek accuracy (the first
@@ -27,6 +27,7 @@ A QA set is JSON Lines, one question per line::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,13 +157,46 @@ def first_hit(hits: Sequence, spans: Sequence[Span], video_ids: dict[str, str]) 
     return None
 
 
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        re.findall(
+            r"\w+",
+            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+            "fifteen sixteen seventeen eighteen nineteen",
+        )
+    )
+} | {
+    w: 10 * i
+    for i, w in enumerate(re.findall(r"\w+", "twenty thirty forty fifty sixty seventy eighty ninety"), 2)
+}
+_NUMBER_WORD = re.compile(
+    r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")(?:[- ](one|two|three|four|five|six|"
+    r"seven|eight|nine))?\b"
+)
+
+
+def said_numbers(text: str) -> str:
+    """``text`` in lower case with numbers written one way: digits, no thousands commas
+    ("Fifty" and "50", "1,800" and "1800", "twenty-eight" and "28" read the same)."""
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower())
+    return _NUMBER_WORD.sub(
+        lambda m: str(_NUMBER_WORDS[m.group(1)] + _NUMBER_WORDS.get(m.group(2) or "", 0)), text
+    )
+
+
+def holds_keyword(text: str, keyword: str) -> bool:
+    """Whether ``text`` says ``keyword``, case aside and however a number in either is written
+    (speech recognition writes "50" where the lecturer's script said "fifty")."""
+    return keyword.lower() in text.lower() or said_numbers(keyword) in said_numbers(text)
+
+
 def answer_correct(item: QAItem, answer) -> bool:
     if not item.answerable:
         return bool(answer.no_answer)
     if answer.no_answer:
         return False
-    text = answer.text.lower()
-    return all(k.lower() in text for k in item.keywords)
+    return all(holds_keyword(answer.text, k) for k in item.keywords)
 
 
 def answer_measures(item: QAItem, answer, video_ids: dict[str, str]) -> dict:
@@ -177,7 +211,9 @@ def answer_measures(item: QAItem, answer, video_ids: dict[str, str]) -> dict:
         row["refused"] = bool(answer.no_answer)
         return row
     text = answer.text.lower()
-    row["keywords_ok"] = not answer.no_answer and all(k.lower() in text for k in item.keywords)
+    row["keywords_ok"] = not answer.no_answer and all(holds_keyword(answer.text, k) for k in item.keywords)
+    # letter for letter, as the first development-set figures were measured
+    row["keywords_exact"] = not answer.no_answer and all(k.lower() in text for k in item.keywords)
     cites = [] if answer.no_answer else list(answer.citations)
 
     def hits(c) -> bool:
@@ -220,6 +256,7 @@ def summarize_answers(rows: Sequence[dict]) -> dict:
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
         "keyword_accuracy": share(answerable, "keywords_ok"),
+        "keyword_accuracy_exact": share(answerable, "keywords_exact"),
         "first_citation_hit": share(answerable, "first_hit"),
         "any_citation_hit": share(answerable, "any_hit"),
         "seek_accuracy": share(answerable, "seek_ok"),
