@@ -14,50 +14,93 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from contextlib import ExitStack
 from datetime import timedelta
 
 import httpx
 import pytest
 from vidrag_hub import plans
-from vidrag_hub.app import make_app
-from vidrag_hub.billing import BillingConfig, BillingEvent
+from vidrag_hub.app import Service, make_app
+from vidrag_hub.billing import (
+    STRIPE_API_VERSION,
+    BillingConfig,
+    BillingEvent,
+    BillingMisconfigured,
+    reconcile_all,
+)
+from vidrag_hub.billing import from_env as billing_from_env
 from vidrag_hub.billing_routes import provider_from_env
 from vidrag_hub.models import utcnow
+from vidrag_hub.plans import PlanBook
+from vidrag_hub.settings import ServiceSettings
 
-from tests.support.fake_stripe import FakeStripe, decode_form
+from tests.support.fake_stripe import API_VERSION, FakeStripe, decode_form
+from tests.support.hub import free_port
 from tests.support.service import Served, ServiceHub
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
-USERS = ("pat", "quinn", "rae", "sol", "tao", "uma", "ada")
+USERS = ("pat", "quinn", "rae", "sol", "tao", "uma", "vic", "ada")
 WEBHOOK = "/services/vidrag/stripe/webhook"
 
 
-@pytest.fixture(scope="module")
-def stripe_fake():
-    with FakeStripe() as fake:
-        fake.price = fake.add_price(2900, name="Pro")
-        yield fake
+class World:
+    """One service app on uvicorn on 127.0.0.1 with its own database and its own fake
+    Stripe (whose webhooks go to that app), checking tokens with the shared hub."""
+
+    def __init__(self, hub: ServiceHub, root, *, port: int, database_url: str = "") -> None:
+        self.hub, self.root, self.port, self.database_url = hub, root, port, database_url
+        self.tokens: dict[str, str] = {}
+
+    def __enter__(self) -> World:
+        self._stack = ExitStack().__enter__()
+        self.stripe = self._stack.enter_context(FakeStripe())
+        self.stripe.price = self.stripe.add_price(2900, name="Pro")
+        self.app = make_app(self.hub.settings(self.root, database_url=self.database_url))
+        self.service = self.app.state.service
+        self.service.billing = provider_from_env(self.service, self.stripe.env(pro=self.stripe.price["id"]))
+        served = self._stack.enter_context(Served(self.app, self.port))
+        self.http = self._stack.enter_context(httpx.Client(base_url=served.url, timeout=30))
+        self.stripe.webhook = served.url + WEBHOOK
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.__exit__(*exc)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, stripe_fake):
+def world(tmp_path_factory):
+    """The SQLite world, at the port the hub expects its service on."""
     hub = ServiceHub(tmp_path_factory.mktemp("billing-hub"))
-    root = tmp_path_factory.mktemp("billing-root")
-    app = make_app(hub.settings(root))
-    service = app.state.service
-    service.billing = provider_from_env(service, stripe_fake.env(pro=stripe_fake.price["id"]))
     # the service listens before the hub starts: the hub waits for its external services
-    with Served(app, hub.service_port) as served, httpx.Client(base_url=served.url, timeout=30) as http:
+    with World(hub, tmp_path_factory.mktemp("billing-root"), port=hub.service_port) as world:
         hub.start()
         for name in USERS:
             hub.user(name)
-        stripe_fake.webhook = served.url + WEBHOOK
-        world = type("World", (), {})()
-        world.hub, world.app, world.service, world.http, world.root = hub, app, service, http, root
         world.tokens = {name: hub.token(name) for name in USERS}
         yield world
         assert hub.stop() == []
+
+
+@pytest.fixture(scope="module")
+def pg_world(world, postgres, tmp_path_factory):
+    """The same service on PostgreSQL (same hub and tokens, its own fake Stripe)."""
+    url = postgres.create_database(f"billing_{uuid.uuid4().hex[:8]}")
+    with World(world.hub, tmp_path_factory.mktemp("billing-pg"), port=free_port(), database_url=url) as pg:
+        pg.tokens = world.tokens
+        yield pg
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_world(request):
+    """The whole flow and the webhook guards run on both databases (the rest on SQLite)."""
+    return request.getfixturevalue("world" if request.param == "sqlite" else "pg_world")
+
+
+@pytest.fixture
+def stripe_fake(world):
+    return world.stripe
 
 
 def api(world, user, method, path, **kwargs) -> httpx.Response:
@@ -92,27 +135,114 @@ def post_raw(world, body: bytes | str, signature: str | None) -> httpx.Response:
 
 
 # -------------------------------------------------------------------------- config
-def test_billing_is_off_without_a_key_and_a_key_needs_a_secret_and_a_price():
+GOOD = {
+    "STRIPE_API_KEY": "sk_test_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "VIDRAG_STRIPE_PRICE_PRO": "price_123",
+}
+#: a Stripe environment set wrongly -> the variable its one line must name
+MISCONFIGURED = [
+    ({"STRIPE_API_KEY": "sk_test_x"}, "STRIPE_WEBHOOK_SECRET"),
+    ({**GOOD, "STRIPE_WEBHOOK_SECRET": "sk_test_x"}, "STRIPE_WEBHOOK_SECRET"),
+    ({**GOOD, "VIDRAG_STRIPE_PRICE_PRO": ""}, "VIDRAG_STRIPE_PRICE_PRO"),
+    (
+        {**GOOD, "VIDRAG_STRIPE_PRICE_PRO": "", "VIDRAG_STRIPE_PRICE_PR0": "price_1"},
+        "VIDRAG_STRIPE_PRICE_PR0",
+    ),
+    ({**GOOD, "VIDRAG_STRIPE_PRICE_FREE": "price_0"}, "VIDRAG_STRIPE_PRICE_FREE"),
+    ({**GOOD, "STRIPE_API_KEY": "pk_live_x"}, "STRIPE_API_KEY"),
+    ({**GOOD, "VIDRAG_STRIPE_API_BASE": "api.stripe.com"}, "VIDRAG_STRIPE_API_BASE"),
+    ({**GOOD, "VIDRAG_STRIPE_API_BASE": "http://127.0.0.1:notaport"}, "VIDRAG_STRIPE_API_BASE"),
+    ({**GOOD, "VIDRAG_STRIPE_API_BASE": "http://stripe.example.com"}, "VIDRAG_STRIPE_API_BASE"),
+    ({**GOOD, "VIDRAG_STRIPE_API_BASE": "https://api.stripe.com/v1"}, "VIDRAG_STRIPE_API_BASE"),
+    ({**GOOD, "VIDRAG_BILLING_GRACE_DAYS": "a week"}, "VIDRAG_BILLING_GRACE_DAYS"),
+    ({**GOOD, "VIDRAG_BILLING_GRACE_DAYS": "-1"}, "VIDRAG_BILLING_GRACE_DAYS"),
+]
+
+
+def test_billing_is_off_without_a_key_and_a_misconfigured_key_names_the_variable():
     assert BillingConfig.from_env({}) is None
-    with pytest.raises(ValueError, match="STRIPE_WEBHOOK_SECRET"):
-        BillingConfig.from_env({"STRIPE_API_KEY": "sk_test_x"})
-    with pytest.raises(ValueError, match="VIDRAG_STRIPE_PRICE_PRO"):
-        BillingConfig.from_env({"STRIPE_API_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRET": "whsec_x"})
+    for env, variable in MISCONFIGURED:
+        with pytest.raises(BillingMisconfigured) as refused:
+            BillingConfig.from_env(env)
+        message = refused.value.message
+        assert message.startswith(variable) and "\n" not in message, (env, message)
+        assert "sk_test_x" not in message and "pk_live_x" not in message  # never the key itself
+    # a plan the deployment sells needs its price; one it gives by hand does not
+    book = PlanBook({"plans": {"team": {"price": "$99 a month"}, "staff": {"videos": 9}}})
+    with pytest.raises(BillingMisconfigured, match="^VIDRAG_STRIPE_PRICE_TEAM is not set"):
+        BillingConfig.from_env(GOOD, book)
+    assert BillingConfig.from_env({**GOOD, "VIDRAG_STRIPE_PRICE_TEAM": "price_9"}, book).prices == {
+        "pro": "price_123",
+        "team": "price_9",
+    }
     config = BillingConfig.from_env(
-        {
-            "STRIPE_API_KEY": "sk_test_x",
-            "STRIPE_WEBHOOK_SECRET": "whsec_x",
-            "VIDRAG_STRIPE_PRICE_PRO": "price_123",
-            "VIDRAG_BILLING_GRACE_DAYS": "3",
-        }
+        {**GOOD, "VIDRAG_BILLING_GRACE_DAYS": "3", "VIDRAG_STRIPE_API_BASE": "https://stripe.internal:8443/"}
     )
     assert config.prices == {"pro": "price_123"} and config.grace == timedelta(days=3)
+    assert config.api_base == "https://stripe.internal:8443"
     assert "sk_test_x" not in repr(config) and "whsec_x" not in repr(config)
     assert decode_form([("line_items[0][price]", "p"), ("metadata[a]", "b"), ("mode", "x")]) == {
         "line_items": [{"price": "p"}],
         "metadata": {"a": "b"},
         "mode": "x",
     }
+
+
+def test_a_misconfigured_stripe_environment_stops_the_service_with_one_line(monkeypatch, tmp_path):
+    # make_app: the error, before anything listens
+    for name, value in {**GOOD, "VIDRAG_STRIPE_API_BASE": "htp:/stripe"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(BillingMisconfigured, match="^VIDRAG_STRIPE_API_BASE='htp:/stripe' is not"):
+        make_app(ServiceSettings(shared_root=tmp_path / "app"))
+    for name in (*GOOD, "VIDRAG_STRIPE_API_BASE"):
+        monkeypatch.delenv(name)
+
+    # python -m vidrag_hub as JupyterHub starts it: one line on stderr, exit code 2
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "VIDRAG_STRIPE_"))}
+    base.update(
+        JUPYTERHUB_API_TOKEN="not-a-real-token",
+        JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{free_port()}",
+        VIDRAG_SHARED_ROOT=str(tmp_path / "shared"),
+        VIDRAG_HOME=str(tmp_path / "shared"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "vidrag_hub"],
+        env={**base, **MISCONFIGURED[0][0]},  # a key, no webhook secret
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert len(lines) == 1 and lines[0].startswith("vidrag-hub: STRIPE_WEBHOOK_SECRET is not set"), lines
+    assert "sk_test_x" not in done.stderr + done.stdout
+    assert not (tmp_path / "shared").exists()  # stopped before it opened anything
+
+
+def test_the_stripe_api_version_is_pinned_and_the_fake_echoes_it():
+    from stripe import StripeClient
+
+    def echoed(obj) -> str:
+        return {k.lower(): v for k, v in obj.last_response.headers.items()}["stripe-version"]
+
+    with FakeStripe() as fake:
+        billing = billing_from_env(lambda: None, fake.env(pro=fake.add_price()["id"]))
+        customer = billing.client.v1.customers.create(params={"name": "ada"})
+        assert fake.versions == [STRIPE_API_VERSION] == [API_VERSION]
+        assert echoed(customer) == STRIPE_API_VERSION
+        older = StripeClient(fake.api_key, base_addresses={"api": fake.url}, stripe_version="2024-06-20")
+        assert echoed(older.v1.customers.retrieve(customer.id)) == "2024-06-20"
+        odd = httpx.get(
+            fake.url + f"/v1/customers/{customer.id}",
+            headers={"Authorization": f"Bearer {fake.api_key}", "Stripe-Version": "yesterday"},
+        )
+        assert odd.status_code == 400 and "Invalid Stripe API version" in odd.json()["error"]["message"]
+        plain = httpx.get(
+            fake.url + f"/v1/customers/{customer.id}", headers={"Authorization": f"Bearer {fake.api_key}"}
+        )
+        assert plain.status_code == 200 and plain.headers["Stripe-Version"] == API_VERSION
+        assert fake.event("customer.created", customer.to_dict())["api_version"] == STRIPE_API_VERSION
 
 
 def test_with_billing_off_usage_says_so_and_checkout_is_refused(world, tmp_path):
@@ -132,7 +262,8 @@ def test_with_billing_off_usage_says_so_and_checkout_is_refused(world, tmp_path)
 
 
 # ---------------------------------------------------------------------------- flow
-def test_upgrade_pay_webhook_new_limit_then_manage_billing(world, stripe_fake):
+def test_upgrade_pay_webhook_new_limit_then_manage_billing(db_world):
+    world, stripe_fake = db_world, db_world.stripe
     before = api(world, "pat", "GET", "usage").json()
     assert before["plan"]["name"] == "free" and before["billing"]["can_upgrade"] is True
     free_messages = before["metrics"]["messages"]["limit"]
@@ -225,6 +356,29 @@ def test_reconcile_from_the_command_line_repairs_a_missed_webhook(world, stripe_
     assert plan(world, "rae") == "free"
 
 
+def test_the_schedulers_reconcile_repairs_a_missed_cancel_and_says_what_changed(world, stripe_fake, tmp_path):
+    stripe_fake.pay(upgrade(world, stripe_fake, "vic"))
+    assert plan(world, "vic") == "pro"
+    stripe_fake.cancel(_subscription_of(stripe_fake, "vic")["id"], deliver=False)
+    summary = reconcile_all(world.service)
+    assert summary["enabled"] is True and summary["errors"] == [], summary
+    assert "vic: pro -> free" in summary["changed"] and summary["subscriptions"] >= 1, summary
+    assert plan(world, "vic") == "free"
+    assert reconcile_all(world.service)["changed"] == []  # in line now: nothing more to do
+    # billing off: nothing to reconcile, and nothing wrong
+    off = Service(ServiceSettings(shared_root=tmp_path))
+    try:
+        assert reconcile_all(off) == {
+            "enabled": False,
+            "subscriptions": 0,
+            "changed": [],
+            "errors": [],
+            "expired_reservations": 0,
+        }
+    finally:
+        off.catalog.close()
+
+
 # ------------------------------------------------------------------------ webhooks
 def _subscription_of(stripe_fake, user: str) -> dict:
     [sub] = [
@@ -249,7 +403,8 @@ def test_out_of_order_events_end_in_stripes_state(world, stripe_fake):
     assert plan(world, "sol") == "pro"
 
 
-def test_forged_stale_replayed_unknown_and_malformed_events_change_nothing(world, stripe_fake):
+def test_forged_stale_replayed_unknown_and_malformed_events_change_nothing(db_world):
+    world, stripe_fake = db_world, db_world.stripe
     events = stripe_fake.pay(upgrade(world, stripe_fake, "tao"), deliver=False)
     body = json.dumps(events[1])  # checkout.session.completed
     now = int(time.time())

@@ -24,18 +24,26 @@ def main(argv: list[str] | None = None) -> int:
     from vidrag_kernel.errors import VidragError
 
     from .app import make_app
+    from .billing import BillingConfig
+    from .plans import PlanBook
     from .settings import ServiceSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s vidrag_hub %(levelname)s %(message)s")
     try:
         settings = ServiceSettings.from_env()
+        # the Stripe variables first, before anything starts or logs: one line if one is wrong
+        BillingConfig.from_env(book=PlanBook(settings.plans))
     except (ValueError, VidragError) as exc:
         print(f"vidrag-hub: {exc}", file=sys.stderr)
         return 2
     if not settings.hub_api_token:
         print("vidrag-hub: no JUPYTERHUB_API_TOKEN: start the service from JupyterHub", file=sys.stderr)
         return 2
-    app = make_app(settings)
+    try:
+        app = make_app(settings)
+    except (ValueError, VidragError) as exc:  # e.g. a Stripe variable set wrongly: one line, no traceback
+        print(f"vidrag-hub: {exc}", file=sys.stderr)
+        return 2
     runner = app.state.service.ingest_workers()
     starting = None
     if runner is not None:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from sqlalchemy import Boolean, DateTime, String, Text, select
 from sqlalchemy.exc import IntegrityError
@@ -64,6 +65,15 @@ PRICE_PREFIX = "VIDRAG_STRIPE_PRICE_"
 PRO_PRICE = "VIDRAG_STRIPE_PRICE_PRO"
 #: A webhook body larger than this is refused before it is read further.
 MAX_EVENT_BYTES = 1_000_000
+#: The Stripe API version this code was written and tested against (stripe-python 16.1's
+#: own). Pinned, so that upgrading stripe-python or changing the account's default
+#: version in Stripe's dashboard cannot change the shape of what the service reads (where
+#: an invoice names its subscription, where a subscription's period is). Set the webhook
+#: endpoint in Stripe's dashboard to the same version, so events arrive in this shape too.
+STRIPE_API_VERSION = "2026-10-28.endive"
+#: Hosts a plain-http ``VIDRAG_STRIPE_API_BASE`` may name (anywhere else the key would
+#: travel in clear text).
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 # ------------------------------------------------------------------------------ errors
@@ -79,6 +89,17 @@ class InvalidWebhook(VidragError):
 
     status = 400
     kind = "invalid_webhook"
+
+
+class BillingMisconfigured(VidragError, ValueError):
+    """The Stripe environment is set, but wrongly: the service refuses to start.
+
+    Its message is one line naming the variable to fix (``python -m vidrag_hub`` prints it
+    without a traceback). Also a ``ValueError``, like the service's other settings errors.
+    """
+
+    status = 500
+    kind = "billing_misconfigured"
 
 
 class BillingFailed(VidragError):
@@ -147,44 +168,134 @@ class BillingConfig:
     grace: timedelta = timedelta(days=7)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> BillingConfig | None:
+    def from_env(cls, environ: Mapping[str, str] | None = None, book: Any = None) -> BillingConfig | None:
         """The configuration, or None when no ``STRIPE_API_KEY`` is set (billing off).
 
-        A key without a webhook secret or without any price is a configuration error
-        (plans could never change), reported at start rather than at the first payment.
+        A key with anything else wrong is ``BillingMisconfigured``, reported when the
+        service starts rather than at the first payment: no webhook secret (plans could
+        never change), no price for a paid plan of ``book`` (a ``plans.PlanBook``; the
+        default Free/Pro when None) or a price for a plan it does not have, a publishable
+        key, a malformed ``VIDRAG_STRIPE_API_BASE``, a grace that is not a number of days.
         """
         env = os.environ if environ is None else environ
         key = env.get("STRIPE_API_KEY", "").strip()
         if not key:
             return None
+        if not key.startswith(("sk_", "rk_")):
+            shown = "a publishable key (pk_...)" if key.startswith("pk_") else f"{key[:3]!r}..."
+            raise BillingMisconfigured(
+                f"STRIPE_API_KEY is {shown}: set it to the account's secret key (sk_...) "
+                "or a restricted key (rk_...), or unset it to turn billing off"
+            )
         secret = env.get("STRIPE_WEBHOOK_SECRET", "").strip()
         if not secret:
-            raise ValueError(
-                "STRIPE_API_KEY is set but STRIPE_WEBHOOK_SECRET is not: webhooks cannot be verified"
+            raise BillingMisconfigured(
+                "STRIPE_WEBHOOK_SECRET is not set (STRIPE_API_KEY is): set it to the signing secret "
+                "(whsec_...) of the webhook endpoint .../stripe/webhook, or webhooks cannot be verified"
             )
-        prefix = PRICE_PREFIX
+        if not secret.startswith("whsec_"):
+            raise BillingMisconfigured(
+                "STRIPE_WEBHOOK_SECRET is not a webhook signing secret: Stripe's start with whsec_ "
+                "(the endpoint's page in Stripe's dashboard shows it)"
+            )
         prices = {
-            name[len(prefix) :].lower(): value.strip()
+            name[len(PRICE_PREFIX) :].lower(): value.strip()
             for name, value in env.items()
-            if name.startswith(prefix) and value.strip()
+            if name.startswith(PRICE_PREFIX) and value.strip()
         }
-        if not prices:
-            raise ValueError(f"STRIPE_API_KEY is set but no plan has a price: set {PRO_PRICE}=price_...")
+        _check_prices(prices, book)
         raw = env.get("VIDRAG_BILLING_GRACE_DAYS", "").strip() or "7"
         try:
             grace = timedelta(days=float(raw))
-        except ValueError:
-            raise ValueError(f"VIDRAG_BILLING_GRACE_DAYS={raw!r} is not a number of days") from None
+        except (ValueError, OverflowError):
+            grace = None
+        if grace is None or not timedelta(0) <= grace <= timedelta(days=366):
+            raise BillingMisconfigured(
+                f"VIDRAG_BILLING_GRACE_DAYS={raw[:40]!r} is not a number of days from 0 to 366"
+            )
         return cls(
             api_key=key,
             webhook_secret=secret,
             prices=prices,
-            api_base=env.get("VIDRAG_STRIPE_API_BASE", "").strip().rstrip("/"),
+            api_base=_api_base(env.get("VIDRAG_STRIPE_API_BASE", "")),
             grace=grace,
         )
 
     def plan_for_price(self, price_id: str | None) -> str | None:
         return next((plan for plan, price in self.prices.items() if price == price_id), None)
+
+
+def _paid(book: Any) -> list[str]:
+    """The plans of ``book`` people buy: self-service ones other than the default that
+    show a price (an Enterprise pool is invoiced by hand, a plan with no price is given
+    by an administrator)."""
+    from . import plans
+
+    book = book or plans.PlanBook()
+    return [
+        name
+        for name, plan in book.plans.items()
+        if name != book.default
+        and not name.startswith(plans.ENTERPRISE)
+        and plan.price.strip() not in ("", "$0", "0", "free", "Free")
+    ]
+
+
+def _check_prices(prices: Mapping[str, str], book: Any) -> None:
+    """Every paid plan has a price, and every price names a plan the service has."""
+    from . import plans
+
+    book = book or plans.PlanBook()
+    for plan in sorted(prices):
+        variable = PRICE_PREFIX + plan.upper()
+        if plan == book.default:
+            raise BillingMisconfigured(
+                f"{variable} is set, but {plan!r} is the default plan, which nobody pays for: unset it"
+            )
+        if plan not in book.plans or plan.startswith(plans.ENTERPRISE):
+            sold = ", ".join(PRICE_PREFIX + p.upper() for p in _paid(book)) or "none"
+            raise BillingMisconfigured(
+                f"{variable} names no plan of this service (the plans Stripe may sell: {sold}); "
+                "fix the plan's name or add the plan to the configured plans"
+            )
+    paid = _paid(book)
+    if not paid and not prices:
+        raise BillingMisconfigured(
+            "STRIPE_API_KEY is set, but no plan is for sale (none but the default shows a price): "
+            "give a plan a price and its VIDRAG_STRIPE_PRICE_<PLAN>, or unset STRIPE_API_KEY"
+        )
+    missing = [PRICE_PREFIX + p.upper() for p in paid if p not in prices]
+    if missing:
+        raise BillingMisconfigured(
+            f"{missing[0]} is not set (STRIPE_API_KEY is): set it to the Stripe price id (price_...) "
+            "of that plan" + (f"; also {', '.join(missing[1:])}" if missing[1:] else "")
+        )
+
+
+def _api_base(raw: str) -> str:
+    """``VIDRAG_STRIPE_API_BASE`` checked: empty (Stripe's own), or an https URL (http only
+    on this machine), with no query, fragment or trailing ``/v1``."""
+    raw = raw.strip().rstrip("/")
+    if not raw:
+        return ""
+    shown = raw[:80]
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    problem = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        problem = "is not an http(s) URL with a host, e.g. https://api.stripe.com"
+    elif parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        problem = "is plain http to another machine: the API key would travel in clear text; use https"
+    elif parts.query or parts.fragment or parts.username or parts.password:
+        problem = "has a query, fragment or credentials; give the API's base address only"
+    elif parts.path.rstrip("/").endswith("/v1"):
+        problem = "ends in /v1: give the base address only (the client adds /v1/...)"
+    if problem:
+        raise BillingMisconfigured(f"VIDRAG_STRIPE_API_BASE={shown!r} {problem}")
+    return raw
 
 
 # --------------------------------------------------------------------------- interface
@@ -257,8 +368,14 @@ class StripeBilling:
         self.clock = clock
         #: the service's ``plans.PlanBook`` (its configured plans); None: the defaults
         self.book = book
+        self._versions_seen: set[str] = set()
         bases = {"api": config.api_base} if config.api_base else None
-        self.client = StripeClient(config.api_key, base_addresses=bases, max_network_retries=2)
+        self.client = StripeClient(
+            config.api_key,
+            base_addresses=bases,
+            max_network_retries=2,
+            stripe_version=STRIPE_API_VERSION,
+        )
 
     # ----------------------------------------------------------------------- plans
     def _plans(self):
@@ -403,6 +520,16 @@ class StripeBilling:
         obj = _get(event, "data", "object")
         if not (isinstance(event_id, str) and event_id and isinstance(kind, str) and isinstance(obj, dict)):
             raise InvalidWebhook("The event has no id, type or data.object")
+        version = _get(event, "api_version")
+        if isinstance(version, str) and version != STRIPE_API_VERSION and version not in self._versions_seen:
+            # still applied (the subscription is fetched fresh, in the pinned version), but
+            # the endpoint's objects may be shaped differently: say so once per version
+            self._versions_seen.add(version)
+            log.warning(
+                "Stripe sends webhook events in API version %s, this service is written for %s: "
+                "set the webhook endpoint's version to %s in Stripe's dashboard",
+                version[:40], STRIPE_API_VERSION, STRIPE_API_VERSION,
+            )  # fmt: skip
         catalog = self.database()
         try:
             with catalog.session() as s:
@@ -623,5 +750,52 @@ def from_env(
     book: Callable[[], Any] | None = None,
 ) -> StripeBilling | None:
     """The billing provider the environment configures, or None (billing off)."""
-    config = BillingConfig.from_env(environ)
+    config = BillingConfig.from_env(environ, book() if book is not None else None)
     return StripeBilling(config, database, book=book) if config else None
+
+
+def reconcile_all(service: Any) -> dict:
+    """The periodic reconcile, for the service's scheduler: every subscribed user's plan
+    brought in line with Stripe (``StripeBilling.reconcile``), grace periods that are over
+    ended, and the quota reservations of jobs that died expired. Never raises: what
+    failed is in the summary (and the log), and the next run tries again.
+
+    The summary: ``{"enabled": bool, "subscriptions": n checked, "changed": ["user: free
+    -> pro", ...], "errors": ["...", ...], "expired_reservations": n}``.
+    """
+    summary: dict[str, Any] = {
+        "enabled": getattr(service, "billing", None) is not None,
+        "subscriptions": 0,
+        "changed": [],
+        "errors": [],
+        "expired_reservations": 0,
+    }
+    billing = getattr(service, "billing", None)
+    if billing is not None:
+        try:
+            rows = billing.reconcile()
+        except Exception as exc:  # a scheduler job must not die of one bad run
+            log.exception("the billing reconcile failed")
+            rows = [{"error": f"the reconcile failed: {type(exc).__name__}"}]
+        for row in rows:
+            if "error" in row:
+                summary["errors"].append(f"{row.get('user') or '?'}: {row['error']}")
+                continue
+            if row.get("subscription"):
+                summary["subscriptions"] += 1
+            outcome = str(row.get("outcome") or "")
+            if "->" in outcome:
+                summary["changed"].append(outcome.split("; ")[-1])
+    quotas = getattr(service, "quotas", None)
+    if quotas is not None:
+        try:
+            summary["expired_reservations"] = quotas.sweep(None)
+        except Exception as exc:
+            log.exception("expiring dead quota reservations failed")
+            summary["errors"].append(f"quota sweep: {type(exc).__name__}")
+    log.info(
+        "billing reconcile: %d subscriptions, %d changed, %d errors, %d reservations expired",
+        summary["subscriptions"], len(summary["changed"]), len(summary["errors"]),
+        summary["expired_reservations"],
+    )  # fmt: skip
+    return summary

@@ -22,6 +22,8 @@ def main(argv: list[str]) -> int:
     reconcile.add_argument("--json", action="store_true", help="print the outcome per subscription as JSON")
     args = parser.parse_args(argv)
 
+    from vidrag_kernel.errors import VidragError
+
     from .app import Service
     from .billing_routes import provider_from_env
     from .settings import ServiceSettings
@@ -29,7 +31,7 @@ def main(argv: list[str]) -> int:
     try:
         service = Service(ServiceSettings.from_env())
         billing = provider_from_env(service)
-    except ValueError as exc:
+    except (ValueError, VidragError) as exc:  # one line naming the variable to fix
         print(f"vidrag-hub billing: {exc}", file=sys.stderr)
         return 2
     if billing is None:

@@ -6,6 +6,9 @@ stripe-python ``StripeClient`` pointed at it by base address:
 
 - requests: form-encoded bodies with Stripe's nested keys (``line_items[0][price]``,
   ``metadata[key]``), ``Authorization: Bearer <secret key>``;
+- API versions: a request's ``Stripe-Version`` header is checked (a malformed one is
+  refused as Stripe refuses it), recorded in ``versions`` and echoed in the answer's
+  ``Stripe-Version`` header; without one the account's default (``API_VERSION``) applies;
 - answers: JSON objects with ``id`` and ``object``, lists as ``{"object": "list",
   "data": [...], "has_more": false}``, errors as ``{"error": {"type", "message",
   "code", "param"}}`` with Stripe's statuses (401 bad key, 404 no such object, 400 bad
@@ -36,7 +39,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 API_KEY = "sk_test_vidrag_fake"
 WEBHOOK_SECRET = "whsec_vidrag_fake"
+#: the account's default API version (and its webhook endpoint's): stripe-python 16.1's
 API_VERSION = "2026-10-28.endive"
+VERSION_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
 MONTH = 30 * 24 * 3600
 
 Deliver = Callable[[bytes, dict[str, str]], int]
@@ -99,6 +104,10 @@ class FakeStripe:
         self.events: list[dict] = []
         #: (method, path, params) of every API request, for tests that check what was sent
         self.requests: list[tuple[str, str, dict]] = []
+        #: the ``Stripe-Version`` header of every API request (None: none was sent)
+        self.versions: list[str | None] = []
+        #: the API version events are rendered in (a webhook endpoint's version)
+        self.api_version = API_VERSION
         #: where events go: a URL, or a callable(body, headers) -> HTTP status; None keeps them
         self.webhook: str | Deliver | None = None
         #: (event id, HTTP status) of every delivery
@@ -275,7 +284,7 @@ class FakeStripe:
         event = {
             "id": self._id("evt"),
             "object": "event",
-            "api_version": API_VERSION,
+            "api_version": self.api_version,
             "created": int(time.time()),
             "type": kind,
             "livemode": False,
@@ -497,8 +506,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _json(self, status: int, obj: dict) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json")
+    def _json(self, status: int, obj: dict, extra: dict | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json", extra)
 
     def _form(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
@@ -515,8 +524,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if auth != f"Bearer {self.stripe.api_key}":
                     shown = auth.removeprefix("Bearer ")[:8]
                     raise StripeError(401, f"Invalid API Key provided: {shown}****")
+                version = self.headers.get("Stripe-Version")
+                self.stripe.versions.append(version)
+                if version is not None and not VERSION_SHAPE.fullmatch(version):
+                    raise StripeError(400, f"Invalid Stripe API version: {version[:40]}")
                 status, obj = self.stripe.api(method, path, params)
-                self._json(status, obj)
+                self._json(status, obj, {"Stripe-Version": version or API_VERSION})
                 return
             self._page(method, path)
         except StripeError as exc:
