@@ -341,6 +341,36 @@ def test_reservations_of_dead_jobs_expire(tmp_path):
 
 
 # ------------------------------------------------------------------- configuration
+def test_reservation_lifetimes_are_settings(monkeypatch, tmp_path):
+    from vidrag_hub.quotas import holds
+
+    default = make_service(tmp_path / "default").quotas
+    # an answer's 10 minutes; an ingest's three times the longest video allowed (4 h)
+    assert (default.answer_hold, default.ingest_hold) == (timedelta(minutes=10), timedelta(hours=12))
+    assert holds(600, {})[1] == timedelta(hours=6)  # never less than 6 hours
+    with pytest.raises(InvalidInput, match="^VIDRAG_INGEST_HOLD_SECONDS='soon'"):
+        holds(600, {"VIDRAG_INGEST_HOLD_SECONDS": "soon"})
+    with pytest.raises(InvalidInput, match="^VIDRAG_ANSWER_HOLD_SECONDS='0'"):
+        holds(600, {"VIDRAG_ANSWER_HOLD_SECONDS": "0"})
+
+    monkeypatch.setenv("VIDRAG_ANSWER_HOLD_SECONDS", "30")
+    monkeypatch.setenv("VIDRAG_INGEST_HOLD_SECONDS", "7200")
+    service = make_service(tmp_path / "set")
+    cid = course(service, "olga")
+    job = queue(service, cid, "olga", duration=60)
+    rid = service.quotas.reserve_message(HubUser("olga"))
+    now = datetime.now(UTC)
+    with service.catalog.session() as s:
+        message = s.get(ledger.Reservation, rid)
+        ingest = ledger.of_job(s, job)
+        assert abs(plans._aware(message.expires_at) - (now + timedelta(seconds=30))) < timedelta(seconds=10)
+        for r in ingest:
+            assert abs(plans._aware(r.expires_at) - (now + timedelta(hours=2))) < timedelta(seconds=10)
+    assert len(ingest) == 3
+    service.catalog.close()
+    default.catalog.close()
+
+
 def test_plans_from_jupyterhub_config_reach_the_service(monkeypatch, tmp_path):
     from tests.test_hub_config import load_config
 

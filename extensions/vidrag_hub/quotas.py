@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vidrag_kernel.errors import QuotaExceeded
+from vidrag_kernel.errors import InvalidInput, QuotaExceeded
 
 from . import ledger, plans
 from .auth import HubUser
@@ -53,10 +54,13 @@ log = logging.getLogger("vidrag_hub.quotas")
 #: what the endpoints name when they pass ``check`` (search is not metered)
 METRICS = ("ingest", "search", "answer")
 #: an answer's reservation outlives any answer; then its holder is taken for dead
+#: (``VIDRAG_ANSWER_HOLD_SECONDS``)
 ANSWER_HOLD = timedelta(minutes=10)
 #: an ingest's reservation lasts this much longer than the longest video allowed
-#: (``VIDRAG_MAX_DURATION``) takes to fetch and transcribe on a slow worker
+#: (``VIDRAG_MAX_DURATION``) takes to fetch and transcribe on a slow worker, and at
+#: least ``MIN_INGEST_HOLD`` (``VIDRAG_INGEST_HOLD_SECONDS`` replaces both)
 INGEST_HOLD_FACTOR = 3
+MIN_INGEST_HOLD = timedelta(hours=6)
 #: minutes reserved for a video whose length the site does not report (then checked
 #: against the real length before the commit)
 UNKNOWN_SECONDS = 60
@@ -98,6 +102,34 @@ def _show(metric: str, amount: int | None) -> str:
     return f"{amount:,}"
 
 
+def _hold(env: Mapping[str, str], variable: str, default: timedelta) -> timedelta:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 1 <= seconds <= 366 * 24 * 3600:  # also false for NaN
+        raise InvalidInput(f"{variable}={raw[:40]!r} is not a number of seconds from 1 to a year")
+    return timedelta(seconds=seconds)
+
+
+def holds(max_duration: float, environ: Mapping[str, str] | None = None) -> tuple[timedelta, timedelta]:
+    """How long an answer's and an ingest's reservation live before they are taken for
+    dead and expire: ``VIDRAG_ANSWER_HOLD_SECONDS`` (default 10 minutes) and
+    ``VIDRAG_INGEST_HOLD_SECONDS`` (default three times ``max_duration``, at least 6 hours).
+    Too short and a slow job's reservation expires under it (its figures are then counted
+    at its end anyway, but others may take its room meanwhile); too long and a crashed
+    job's room stays taken that long."""
+    env = os.environ if environ is None else environ
+    ingest = max(MIN_INGEST_HOLD, timedelta(seconds=INGEST_HOLD_FACTOR * max_duration))
+    return (
+        _hold(env, "VIDRAG_ANSWER_HOLD_SECONDS", ANSWER_HOLD),
+        _hold(env, "VIDRAG_INGEST_HOLD_SECONDS", ingest),
+    )
+
+
 def media_bytes(folder: Path) -> int:
     """Bytes of the files a video keeps on the shared root (its storage use)."""
     if not folder.is_dir():
@@ -108,11 +140,11 @@ def media_bytes(folder: Path) -> int:
 class Quotas:
     """Plans and the ledger for one service (``Service.quotas``)."""
 
-    def __init__(self, service: Any) -> None:
+    def __init__(self, service: Any, environ: Mapping[str, str] | None = None) -> None:
         self.service = service
         self.book = PlanBook(getattr(service.settings, "plans", None))
         max_duration = getattr(service.kernel_settings, "max_duration", 4 * 3600)
-        self.ingest_hold = timedelta(seconds=max(6 * 3600, INGEST_HOLD_FACTOR * max_duration))
+        self.answer_hold, self.ingest_hold = holds(max_duration, environ)
         self._bound = False
         self._serial = threading.Lock()
 
@@ -227,7 +259,7 @@ class Quotas:
                 try:
                     return ledger.reserve(
                         s, standing.account, user.name, [Ask("messages", 1, limit)],
-                        ttl=ANSWER_HOLD, ref=ref, period=self.period(standing, now), now=now,
+                        ttl=self.answer_hold, ref=ref, period=self.period(standing, now), now=now,
                     )[0]  # fmt: skip
                 except OverLimit as over:
                     refused = over
