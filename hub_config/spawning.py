@@ -60,13 +60,15 @@ def preheat_args(opts: VidragHubOptions) -> list[str]:
     or people land on JupyterLab."""
     if opts.preheat_kernels <= 0 or not opts.land_on_dashboard:
         return []
-    # Python literals: traitlets reads a Dict or List given on the command line with literal_eval
     return [
         "--ServerApp.kernel_manager_class=vidrag_dashboards.preheat.PreheatKernelManager",
+        # a Python literal: traitlets reads a Dict of a known class with literal_eval
         f"--ServerApp.jpserver_extensions={ {'vidrag_dashboards.preheat': True}!r}",
         "--VoilaConfiguration.preheat_kernel=True",
         f"--VoilaConfiguration.default_pool_size={opts.preheat_kernels}",
-        f"--PreheatKernelManager.notebooks={[f'{DASHBOARDS_FOLDER}/{opts.landing_notebook}']!r}",
+        # one item (repeat the option for more): a List of a class the server does not know
+        # yet is read as a plain string, so "['a']" would be one notebook named "['a']"
+        f"--PreheatKernelManager.notebooks={DASHBOARDS_FOLDER}/{opts.landing_notebook}",
     ]
 
 

@@ -18,7 +18,7 @@ invites, share links), ``schedules_card`` (scheduled batch ingests), ``invites_b
 ``layout`` and ``controls`` (landmarks, headings, keyboard tabs, AA colours); ``format``;
 ``notebook_comms`` (a guarded fix for jupyter_bokeh in notebooks and Voila); ``preheat`` (a
 Jupyter server extension: Voila's pre-heated kernels for the landing page) and ``warmup``
-(what such a kernel does before its visitor comes).
+(such a kernel waiting for its visitor).
 (No module is named ``chat`` or ``manager``: importing it would shadow the function.)
 """
 
@@ -48,13 +48,24 @@ def workbench(wb=None, *, links: dict | None = None):
     return workbench(wb, links=links)
 
 
-def wait_for_visitor() -> None:
-    """In a kernel Voila pre-heated for the workbench page (``vidrag_dashboards.preheat``):
-    open the Workbench and list its collections, then wait for the page's visitor and take
-    their request (``?collection=``). Anywhere else it returns at once."""
+def wait_for_visitor(app=None, view=None) -> dict:
+    """In a kernel Voila pre-heated for the workbench page (``vidrag_dashboards.preheat``),
+    where the cells before this one ran before anyone asked for the page: wait for its
+    visitor, then bring ``app`` (a ``WorkbenchApp``) up to date for them (``app.visit()``:
+    the collection their link asks for, what changed meanwhile) and send ``view``
+    (``pn.ipywidget(app)``) again if it changed before any browser showed it. The request's
+    variables (``QUERY_STRING``...); anywhere else ``{}`` at once."""
     from .warmup import preheated, wait_for_visitor
 
-    if preheated():
-        from .app import warm
-
-        wait_for_visitor(warm)
+    if not preheated():
+        return {}
+    info = wait_for_visitor()
+    if app is not None:
+        app.visit()
+    if view is not None and hasattr(view, "rerender"):
+        if view.unseen_changes:
+            view.rerender()
+    elif view is not None:
+        # stock jupyter_bokeh (outside notebook_comms.TESTED) cannot tell: send it all again
+        view.update_from_model(view._model)
+    return info

@@ -22,7 +22,7 @@ from .collection_manager import CollectionManager
 from .format import esc
 from .invites_banner import InvitesBanner
 from .layout import Region, Tabs
-from .state import AppState, shared_workbench
+from .state import AppState
 
 TITLE = "vidrag"
 HEADING = "vidrag workbench"
@@ -119,6 +119,15 @@ class WorkbenchApp(pn.viewable.Viewer):
     def __panel__(self):
         return self._layout
 
+    def visit(self) -> None:
+        """Bring a page built ahead of its visitor (in a kernel Voila pre-heated) up to date
+        for them: the collection their link asks for (``?collection=``) in focus, and every
+        view reread (collections, invites, jobs may have changed while it waited)."""
+        wanted = requested_collection()
+        if wanted and wanted != self.state.collection:
+            self.state.collection = wanted
+        self.state.changed()
+
     def add_tab(self, name: str, panel) -> None:
         """Add a panel as a tab (the hub's Sharing, Usage and Billing panels go here)."""
         self.tabs.append((name, panel))
@@ -135,13 +144,6 @@ def _extension() -> None:
     (``notebook_comms``)."""
     pn.extension(*EXTENSIONS, inline=True, raw_css=[CSS])
     notebook_comms.install()
-
-
-def warm() -> None:
-    """What a workbench page does first and can do before anyone asks for it: open the
-    Workbench of the ``VIDRAG_*`` environment (its catalog, the service's client) and list
-    the collections once (the service's first check of this server's token)."""
-    shared_workbench().collections.list()
 
 
 def _state(wb) -> AppState:

@@ -147,6 +147,8 @@ def widget_class():
 
         def __init__(self, *args, **kwargs) -> None:
             self._due: dict[tuple[str, str], deque] = {}
+            #: a change was sent while no browser showed the widget (see :meth:`rerender`)
+            self.unseen_changes = False
             super().__init__(*args, **kwargs)
 
         def update_from_model(self, model) -> None:
@@ -170,7 +172,18 @@ def widget_class():
                         self._sheets.apply(list(_models_in(event.new)), setter=self)
                 key = (event.model.id, event.attr)
                 self._due.setdefault(key, deque(maxlen=_KEEP)).append(fingerprint(event.new))
+            if event.setter is not self and not self._view_count:
+                self.unseen_changes = True
             super()._document_patched(event)
+
+        def rerender(self) -> None:
+            """Send the whole document again, as the widget's state. For changes made before
+            any browser showed the widget (a page built ahead of its visitor, in a kernel
+            Voila pre-heated): their patches went to no one, and a browser that connects
+            renders the state, which the widget set when it was built. No echo is due after it."""
+            self._due.clear()
+            self.unseen_changes = False
+            self.update_from_model(self._model)
 
         def _is_echo(self, content: dict) -> bool:
             if content.get("kind") != "ModelChanged":

@@ -1,12 +1,12 @@
 """A dashboard kernel's first steps before anyone asks for its page, when Voilà pre-heated it.
 
 In a user's server, :mod:`vidrag_dashboards.preheat` keeps a kernel waiting for the landing
-page: Voilà starts it and runs the notebook in it before a visitor comes. The notebook
-calls :func:`wait_for_visitor` after its imports: in a pre-heated kernel it does the slow
-first steps it is given (``warm``), then waits until a page takes the kernel and puts the
-visitor's request (``QUERY_STRING``, ``SCRIPT_NAME``...) in ``os.environ``, as Voilà does for
-a kernel it starts for a request; the cells after it then build the page for that visitor.
-In any other kernel it returns at once.
+page: Voilà starts it and runs the notebook in it before a visitor comes. The workbench
+notebook builds and shows its app, then calls :func:`wait_for_visitor`: in a pre-heated
+kernel it waits until a page takes the kernel and puts the visitor's request
+(``QUERY_STRING``, ``SCRIPT_NAME``...) in ``os.environ``, as Voilà does for a kernel it starts
+for a request, and the app is then brought up to date for that visitor
+(``vidrag_dashboards.wait_for_visitor``). In any other kernel it returns at once.
 
 This module is imported by the kernel and by the server extension; it imports nothing heavy.
 """
@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +42,14 @@ def request_info_url() -> str:
     )
 
 
-def wait_for_visitor(warm: Callable[[], object] | None = None) -> dict[str, str]:
-    """In a pre-heated kernel: run ``warm()``, wait for the visitor's request and put it in
-    ``os.environ``; the request's variables (empty elsewhere, or when the server sent none).
+def wait_for_visitor() -> dict[str, str]:
+    """In a pre-heated kernel: wait for the visitor's request and put it in ``os.environ``;
+    the request's variables (empty elsewhere, or when the server sent none).
 
-    A failing ``warm`` or an unreachable socket is logged, not raised: the page then builds
-    as in a kernel started for it, only without the request's query string."""
+    An unreachable socket is logged, not raised: the page then shows as it was built,
+    only without what the request's query string asks for."""
     if not preheated():
         return {}
-    if warm is not None:
-        try:
-            warm()
-        except Exception:
-            log.warning("warming the dashboard up failed", exc_info=True)
     info = _receive(request_info_url(), os.environ.get(KEY_VARIABLE, ""))
     os.environ.update(info)
     return info
