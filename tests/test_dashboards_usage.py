@@ -3,11 +3,13 @@
 Real JupyterHub (users, tokens), the real service app in-process (FastAPI's TestClient,
 passed to ``ServiceLibrary`` as ``http=``), ``tests.support.fake_stripe`` behind the real
 stripe-python ``StripeClient``, whose signed webhooks reach the app through the same
-client. The Free plan here allows one chat message, so its limit is met at once.
+client; in the browser test also the service's real Dask ingest workers. The Free plan
+here allows one chat message, so its limit is met at once.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -139,20 +141,53 @@ def test_upgrade_from_the_card_pays_and_comes_back_to_pro(service, workbench):
     assert table.loc["lee", "plan"] == "pro" and table.loc["lee", "messages"] == "0 / 5000"
 
 
+def meters(page) -> dict[str, tuple[str, float]]:
+    """The Usage tab's bars as the page shows them: metric -> (its sentence, the used bar's width in %)."""
+    rows = page.locator(".vidrag-meter").evaluate_all(
+        "els => els.map(e => [e.dataset.metric, e.querySelector('p').textContent,"
+        " parseFloat(e.querySelector('.used').style.width)])"
+    )
+    return {metric: (text, width) for metric, text, width in rows}
+
+
+@pytest.fixture
+def lecture_copy(tmp_path, media_root):
+    """The captioned test lecture again under another name on its own server: a video the
+    service has not seen, so its ingest runs on a worker rather than linking a known one."""
+    from tests.support.media_server import MediaServer
+
+    html = (media_root / "lecture.html").read_text()
+    shutil.copy(media_root / "lecture.mp4", tmp_path / "again.mp4")
+    shutil.copy(media_root / "lecture.vtt", tmp_path / "again.vtt")
+    (tmp_path / "again.html").write_text(html.replace("lecture.", "again."))
+    server = MediaServer(tmp_path)
+    yield server.url("again.html")
+    server.stop()
+
+
 @pytest.mark.browser
-def test_a_free_user_meets_the_limit_upgrades_in_the_browser_and_sees_usage_move(service, workbench, browser):
+def test_a_free_user_meets_the_limit_upgrades_in_the_browser_and_sees_usage_move(
+    service, workbench, browser, lecture_copy
+):
     """pat asks until the Free plan's one message is used and reads the 429 sentence, opens
-    Usage & billing (axe-clean), presses Upgrade, pays on the fake Stripe's page and comes
-    back to the Pro limit (its messages counted from the subscription's start), and the message
-    bar moves with the next question."""
+    Usage & billing (axe-clean), ingests a lecture into his own shared collection through the
+    service (its Dask workers) and sees his videos, minutes and storage bars move, presses
+    Upgrade, pays on the fake Stripe's page and comes back to the Pro limit (its messages
+    counted from the subscription's start, his video still counted), and the message bar
+    moves with the next question."""
     import panel as pn
     from vidrag_dashboards.app import CSS, EXTENSIONS, WorkbenchApp
 
     from tests.support.browser import Shots, check_accessibility, describe_violations
     from tests.support.hub import free_port
 
-    _hub, _http, app, _fake = service
+    hub, _http, app, _fake = service
     pat = workbench("pat")
+    # the service's own ingest runner (one Dask worker process, as the service starts it),
+    # started beside the page's first load
+    runner = app.state.service.ingest_workers()
+    starting = threading.Thread(target=runner.start, name="usage-test-ingest-start")
+    starting.start()
     pn.extension(*EXTENSIONS, raw_css=[CSS])
     port = free_port()
     server = pn.serve(
@@ -196,6 +231,25 @@ def test_a_free_user_meets_the_limit_upgrades_in_the_browser_and_sees_usage_move
             usage_tab(page, "on the Free plan", "Chat messages this period: 1 used of 1")
             shot("usage free")
             print(describe_violations(check_accessibility(page, "the Usage & billing tab")))
+
+            # an ingest into pat's own shared collection, through the service's ingest API
+            # and its workers, moves the bars of the collection owner: pat
+            before = meters(page)
+            assert before["videos"] == ("Videos: 0 used of 3", 0.0), before
+            starting.join(timeout=300)
+            app.state.runner = runner
+            hub.group("instructors", ["pat"])  # a course creator now, so he may own one
+            course = pat.collections.create("Pat's course", library="shared")
+            [done] = pat.ingest(lecture_copy, course.id, captions="only")
+            assert done.status == "done", done.error
+            page.get_by_role("button", name="Refresh usage").click()
+            page.get_by_text("Videos: 1 used of 3", exact=False).first.wait_for()
+            after = meters(page)
+            shot("usage after ingest")
+            assert after["videos"] == ("Videos: 1 used of 3", pytest.approx(33.3, abs=0.1)), after
+            for metric in ("minutes", "storage"):
+                assert after[metric][0] != before[metric][0], (metric, before[metric], after[metric])
+                assert after[metric][1] > before[metric][1] == 0.0, (metric, after[metric])
             page.get_by_role("button", name="Upgrade").click()
             page.get_by_role("link", name="Continue to payment").click()
             page.get_by_role("heading", name="Fake Stripe Checkout").wait_for()
@@ -204,7 +258,13 @@ def test_a_free_user_meets_the_limit_upgrades_in_the_browser_and_sees_usage_move
             page.wait_for_url(f"http://127.0.0.1:{port}/pat?billing=success")
             assert plan_of(app, "pat") == "pro"
             # the subscription's period starts now: its messages count from zero
-            usage_tab(page, "on the Pro plan", "Chat messages this period: 0 used of 5000", "renews on")
+            usage_tab(
+                page,
+                "on the Pro plan",
+                "Chat messages this period: 0 used of 5000",
+                "renews on",
+                "Videos: 1 used of 200",  # the video stays counted across the plan change
+            )
             shot("usage pro")
             print(describe_violations(check_accessibility(page, "the Usage & billing tab on Pro")))
 
@@ -222,3 +282,6 @@ def test_a_free_user_meets_the_limit_upgrades_in_the_browser_and_sees_usage_move
         page.close()
     finally:
         server.stop()
+        starting.join(timeout=300)
+        app.state.runner = None
+        runner.close()

@@ -45,12 +45,18 @@ a.vidrag-go { font-weight: 600; color: #0a58ca; }
 
 
 def amount(metric: str, value: float | None) -> str:
-    """A figure as people read it (storage in MB or GB, minutes rounded)."""
+    """A figure as people read it (storage in KB, MB or GB; minutes rounded, to a tenth
+    below ten), never a bare 0 for something used."""
     if value is None:
         return "no limit"
     if metric == "storage":
-        gb = value / 1024**3
-        return f"{gb:.1f} GB" if gb >= 1 else f"{value / 1024**2:.0f} MB"
+        if value >= 1024**3:
+            return f"{value / 1024**3:.1f} GB"
+        if value >= 1024**2 or value == 0:
+            return f"{value / 1024**2:.0f} MB"
+        return f"{max(1, round(value / 1024))} KB"
+    if metric == "minutes" and 0 < value < 10 and value != int(value):
+        return f"{value:.1f}"
     return METRICS.get(metric, ("", "{:g}"))[1].format(value)
 
 
@@ -64,8 +70,9 @@ def meter_html(metric: str, figures: dict) -> str:
     sentence += f" of {amount(metric, limit)}" if limit is not None else " (no limit)"
     full = limit is not None and used + held >= limit
     if limit:
-        used_pct = min(100.0, 100.0 * used / limit)
-        held_pct = min(100.0 - used_pct, 100.0 * held / limit)
+        # a sliver at least for what is used or held, so a small use still shows on the bar
+        used_pct = min(100.0, max(100.0 * used / limit, 0.5 if used else 0.0))
+        held_pct = min(100.0 - used_pct, max(100.0 * held / limit, 0.5 if held else 0.0))
     else:
         used_pct = held_pct = 0.0
     bar = (
