@@ -12,6 +12,7 @@ import pytest
 from tests.support.cli import vidrag
 from tests.support.fake_llm import FakeLLM
 from vidrag_kernel import Workbench
+from vidrag_kernel.answer.questions import parts, wants
 from vidrag_kernel.answer.types import Answer
 from vidrag_kernel.citations import cited_numbers, clean_markers, resolve, split_sentences, strip_markers
 from vidrag_kernel.errors import InvalidInput
@@ -47,6 +48,44 @@ def test_citations_map_one_to_one_to_markers():
     assert checked.removed == [4] and "[4]" not in checked.text
     king = checked.citations[0]
     assert (king.start, king.end, king.link, king.text) == (30, 35, "u#t=30", "The king was executed.")
+
+
+# -- what a question asks (pure text) --------------------------------------------------------
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("Who mapped the Gulf Stream?", "name"),
+        ("What was the name of the ship that lost the ducks?", "name"),
+        ("In what year was the first battery built?", "number"),
+        ("How many Gutenberg Bibles still exist?", "number"),
+        ("When did Parisians attack the old prison?", "number"),
+        ("Where does cold salty water sink?", "place"),
+        ("Which town did Gutenberg come from?", "place"),
+        # its wh-word is "what": the "when" inside does not make it a question about a time
+        ("What protects a circuit when the current gets too large?", None),
+        ("How does penicillin kill bacteria?", None),
+    ],
+)
+def test_the_kind_of_answer_a_question_wants(question, kind):
+    assert wants(question) == kind
+
+
+def test_a_question_asking_two_things_has_two_parts():
+    assert parts("Who found penicillin, and who mapped the Gulf Stream?") == [
+        "Who found penicillin?",
+        "who mapped the Gulf Stream?",
+    ]
+    # the second side borrows the first side's frame
+    assert parts("What does resistance mean in electricity and in medicine?") == [
+        "What does resistance mean in electricity?",
+        "What does resistance mean in medicine?",
+    ]
+    assert (
+        parts("Which discoveries were made in 1911 and in 1928?")[1] == "Which discoveries were made in 1928?"
+    )
+    # a list of things is one question
+    for one in ["What did Volta stack, zinc and copper?", "How does penicillin kill bacteria?"]:
+        assert parts(one) == [one]
 
 
 def test_support_check_flags_claims_its_sources_do_not_make(ingested):

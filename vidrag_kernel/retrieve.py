@@ -62,6 +62,8 @@ class SearchHit:
     #: the passage's sentences with their own times (``attach_sentences``), so an answer
     #: can cite the sentence that says it rather than the whole passage
     sentences: list = field(default_factory=list)
+    #: "captions" or "asr": how exact the words are (answerers calibrate refusals by it)
+    transcript_source: str | None = None
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -316,6 +318,7 @@ class Retriever:
                     generation=generation,
                     chunk_ids=[chunk.id],
                     chunk_index=chunk.index,
+                    transcript_source=video.transcript_source,
                 )
             )
         hits.sort(key=lambda h: h.rank_score, reverse=True)

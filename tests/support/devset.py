@@ -138,3 +138,23 @@ def build_media(cache: Path, out: Path, wanted: list[DevLecture] | None = None) 
         )
         result.append(timed)
     return result
+
+
+def answer_rows(
+    wb, questions: list[DevQuestion], timed: list[DevLecture], video_ids: dict[str, str]
+) -> list[dict]:
+    """Ask each question of the collection "Course" (not saved) and measure the answer
+    (``evaluate.answer_measures``); ``video_ids`` maps lecture ids to video ids."""
+    from vidrag_kernel.evaluate import answer_measures, parse_item
+
+    by_id = {lec.id: lec for lec in timed}
+    lookup = {by_id[lid].file: vid for lid, vid in video_ids.items()}
+    rows = []
+    for q in questions:
+        raw = {"question": q.question, "keywords": q.keywords, "answerable": q.answerable}
+        if q.answerable:
+            raw["expected"] = spans(q, by_id)
+        item = parse_item(raw)
+        answer = wb.ask(item.question, "Course", save=False)
+        rows.append({"id": q.id, "split": q.split, "kind": q.kind, **answer_measures(item, answer, lookup)})
+    return rows

@@ -16,6 +16,7 @@ from ..context import Context
 from ..errors import InvalidInput, ModelError
 from ..links import deep_link
 from ..overlap import overlap, words
+from .questions import parts
 from .types import Answer, Generation, zero_usage
 
 NO_ANSWER = (
@@ -31,6 +32,8 @@ CANDIDATE_SHARE = 0.5
 # word overlap (Jaccard, of content words) a segment needs with the sentence citing it to
 # count as where that sentence was said: a Dice coefficient of 0.3
 SEGMENT_OVERLAP = 0.3 / 1.7
+# passages retrieved for each part of a question that asks two things
+PART_K = 2
 
 
 class Asker:
@@ -98,6 +101,9 @@ class Asker:
                 again = self._retriever.retrieve(f"{previous} {question}", scope, settings.top_k, merge=True)
                 if again.best_score > retrieval.best_score:
                     retrieval = again
+        asks = parts(question)
+        if len(asks) > 1:
+            retrieval.hits = self._part_hits(retrieval.hits, asks, scope)
         sources = [h for h in retrieval.hits if h.score >= settings.min_relevance * CANDIDATE_SHARE]
         if sources and max(h.score for h in sources) < settings.min_relevance:
             # only weak passages: worth a sentence-level look, never an LLM's guess
@@ -201,6 +207,24 @@ class Asker:
         if save:
             answer.message_id = self._conversations.add_turn(answer.conversation_id, question, answer)
         yield answer
+
+    def _part_hits(self, hits: list, asks: Sequence[str], scope) -> list:
+        """``hits`` and then each part's best passages that ``hits`` lacks: a question
+        asking two things ("..., and who mapped the Gulf Stream?") needs the best passage
+        for each, and the whole question's retrieval often ranks one part's lecture only."""
+        out = list(hits)
+        held = {c: h for h in hits for c in (h.chunk_ids or [h.chunk_id])}
+        for ask in asks:
+            for h in self._retriever.retrieve(ask, scope, PART_K, merge=True).hits:
+                mine = h.chunk_ids or [h.chunk_id]
+                already = next((held[c] for c in mine if c in held), None)
+                if already is not None:
+                    # relevant to a part, even if the whole question scored it low
+                    already.score = max(already.score, h.score)
+                    continue
+                out.append(h)
+                held.update(dict.fromkeys(mine, h))
+        return out
 
     def _pinpoint(self, citations: list, text: str, *, narrow: bool = False) -> None:
         """Move each citation's start (and link) to the transcript segment that best matches
