@@ -9,121 +9,26 @@ import signal
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
-from sqlalchemy import select
 
 from tests.support.cli import vidrag
+from tests.support.lectures import contents, make_lectures, same
 from tests.support.settings import make_settings
-from tests.support.speech import encode, speak
 
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
-# three short lectures far apart in topic, each long enough that a worker can be killed
-# while it transcribes one
-TOPICS = [
-    [
-        "Today we study volcanoes.",
-        "Magma rises from the mantle through cracks in the crust.",
-        "When the pressure is too high the volcano erupts and lava flows down its sides.",
-        "Ash clouds can travel thousands of kilometres and ground aeroplanes.",
-        "Volcanic soil is very fertile, which is why farmers live near volcanoes.",
-    ],
-    [
-        "Today we study the violin.",
-        "A violin has four strings tuned in fifths.",
-        "The player draws a bow of horse hair across the strings to make them vibrate.",
-        "The hollow wooden body makes the sound louder and gives it warmth.",
-        "Famous violins were made by Stradivari in the seventeenth century.",
-    ],
-    [
-        "Today we study compound interest.",
-        "Interest is paid on the money you saved and on the interest it already earned.",
-        "Over many years the balance grows faster and faster, like a snowball.",
-        "The rule of seventy two says how many years it takes for money to double.",
-        "Banks publish the annual percentage rate so that offers can be compared.",
-    ],
-]
-
 
 @pytest.fixture(scope="module")
 def lectures(tmp_path_factory) -> Path:
     """A folder of three generated lectures (m4a), about 25 seconds each."""
-    folder = tmp_path_factory.mktemp("lectures")
-    work = tmp_path_factory.mktemp("speech-work")
-    for i, sentences in enumerate(TOPICS):
-        spoken = speak(sentences, work / f"lecture{i}.wav")
-        encode(spoken.wav, folder / f"lecture{i}.m4a")
-    return folder
+    return make_lectures(tmp_path_factory.mktemp("lectures"), tmp_path_factory.mktemp("speech-work"))
 
 
 def _settings(home: Path):
     # one whisper thread everywhere: the serial run and the workers decode alike
     return make_settings(home, whisper_threads=1)
-
-
-def _contents(wb, collection: str) -> dict:
-    """What a collection holds, with nothing that differs between two homes (ids of
-    videos are random, but chunk ids are derived from them: compare by source key)."""
-    from vidrag_kernel.catalog import Chunk, Segment, Video
-    from vidrag_kernel.indexing import open_index
-
-    cid = wb.collections.get(collection).id
-    out = {}
-    reader = open_index(wb.ctx, cid).reader()
-    with wb.ctx.catalog.session() as s:
-        for v in wb.videos.list(cid):
-            row = s.get(Video, v.id)
-            chunks = s.scalars(select(Chunk).where(Chunk.video_id == v.id).order_by(Chunk.index)).all()
-            segments = s.scalars(
-                select(Segment).where(Segment.video_id == v.id).order_by(Segment.start)
-            ).all()
-            ids, vectors = reader.vectors(np.array([c.vector_id for c in chunks], dtype=np.int64))
-            assert sorted(ids.tolist()) == sorted(c.vector_id for c in chunks)
-            by_id = dict(zip(ids.tolist(), vectors, strict=True))
-            out[row.source_key] = {
-                "title": row.title,
-                "status": row.status,
-                "duration": round(row.duration or 0, 2),
-                "transcript_source": row.transcript_source,
-                "segments": [(round(g.start, 2), round(g.end, 2), g.text) for g in segments],
-                "chunks": [(c.index, round(c.start, 2), round(c.end, 2), c.text) for c in chunks],
-                "vectors": np.array([by_id[c.vector_id] for c in chunks]),
-            }
-        out["_index_size"] = len(reader)
-    return out
-
-
-def _same(a: dict, b: dict) -> None:
-    import jiwer
-
-    assert a.keys() == b.keys()
-    for key in a:
-        if key == "_index_size":
-            assert a[key] == b[key]
-            continue
-        va, vb = dict(a[key]), dict(b[key])
-        vectors_a, vectors_b = va.pop("vectors"), vb.pop("vectors")
-        # the same words in the same passages; tiny.en's timestamps vary by a few
-        # hundredths of a second from run to run, in one process as in two, and on a
-        # loaded machine it once heard a word differently: the transcripts must agree to
-        # within 5 % WER, and every passage with the same words must have the same vector
-        for part in ("segments", "chunks"):
-            pa, pb = va.pop(part), vb.pop(part)
-            texts_a, texts_b = [p[-1] for p in pa], [p[-1] for p in pb]
-            if texts_a == texts_b:
-                times_a = np.array([p[-3:-1] for p in pa], dtype=float)
-                times_b = np.array([p[-3:-1] for p in pb], dtype=float)
-                np.testing.assert_allclose(times_a, times_b, atol=0.1)
-            else:
-                assert jiwer.wer(" ".join(texts_a), " ".join(texts_b)) <= 0.05, (key, part)
-            if part == "chunks":
-                same = [i for i, (x, y) in enumerate(zip(texts_a, texts_b, strict=False)) if x == y]
-                assert same, (key, "no passage came out the same")
-                np.testing.assert_allclose(vectors_a[same], vectors_b[same], atol=1e-5)
-        assert va == vb, key
 
 
 def test_a_local_cluster_of_two_workers_gives_what_a_serial_run_gives(tmp_path, lectures):
@@ -133,14 +38,14 @@ def test_a_local_cluster_of_two_workers_gives_what_a_serial_run_gives(tmp_path, 
     events = []
     with Workbench(_settings(tmp_path / "serial"), libraries=()) as serial:
         s1 = run_batch(serial, "Batch", [str(lectures)], progress=events.append)
-        serial_contents = _contents(serial, "Batch")
+        serial_contents = contents(serial, "Batch")
     assert len(s1.added) == 3 and not s1.failed, s1.to_dict()
     assert {"transcribing", "embedding", "indexing", "done"} <= {e.stage for e in events}
     with Workbench(_settings(tmp_path / "dask"), libraries=()) as fanned:
         s2 = run_batch(fanned, "Batch", [str(lectures)], dask_address="local:2")
         assert s2.stats["mode"] == "local" and s2.stats["workers"] == 2
         assert sum(s2.stats["tasks_per_worker"].values()) == 3
-        _same(serial_contents, _contents(fanned, "Batch"))
+        same(serial_contents, contents(fanned, "Batch"))
         # the summary says what each video took, stage by stage
         for added in s2.to_dict()["added"]:
             assert added["transcript_source"] == "asr" and added["chunks"] > 0
@@ -196,9 +101,9 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, lectures):
                 by_key.setdefault(msg["key"], set()).add(msg["pid"])
             assert any(victim["pid"] in pids and len(pids) > 1 for pids in by_key.values()), by_key
             # and the collection is whole: every video ready, every chunk in the index
-            contents = _contents(wb, "Killed")
-            assert contents.pop("_index_size") == sum(len(v["chunks"]) for v in contents.values())
-            assert {v["status"] for v in contents.values()} == {"ready"}
+            held = contents(wb, "Killed")
+            assert held.pop("_index_size") == sum(len(v["chunks"]) for v in held.values())
+            assert {v["status"] for v in held.values()} == {"ready"}
     finally:
         killer.close()
         cluster.close()

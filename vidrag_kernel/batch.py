@@ -394,7 +394,8 @@ def _fan_out(
             )
             progress(ProgressEvent("queued", 0.0, "", item.video_id, item.info.title))
         per_worker: dict[str, int] = {}
-        for future in as_completed(futures):
+        # this client's loop: a gateway's client is not the process's default client
+        for future in as_completed(futures, loop=client.loop):
             item = by_key[future.key]
             try:
                 outcome = future.result()

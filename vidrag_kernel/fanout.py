@@ -1,7 +1,9 @@
 """Dask pieces for running ingest stages on workers: the models plugin, the task, the cluster.
 
-Imported only when a batch fans out (``vidrag_kernel.batch`` with a ``dask_address``),
-so ``import vidrag_kernel`` never needs distributed (it comes with ``vidrag[hub]``).
+Imported only when a batch fans out (``vidrag_kernel.batch`` with a ``dask_address``)
+and by the service's ingest runner (``vidrag_hub.work``, which uses the same plugin,
+outcome and clusters), so ``import vidrag_kernel`` never needs distributed (it comes
+with ``vidrag[hub]``).
 
     Cluster("local:2")    ──► a LocalCluster of 2 processes, one thread each
     Cluster("tcp://…")    ──► an existing scheduler
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,13 +68,34 @@ class WarmModels(WorkerPlugin):
 
 @dataclass
 class TaskOutcome:
-    """What a worker hands back: the prepared video, or the stage that failed and why."""
+    """What a worker hands back, for a batch and for the service's ingest jobs alike: the
+    prepared video, or the stage that failed, the kernel's message and its error kind."""
 
     prepared: Prepared | None = None
     stage: str | None = None
     error: str | None = None
+    #: the ``VidragError.kind`` of the failure ("error" for an engine's own exception)
+    error_kind: str | None = None
     worker: str | None = None
     pid: int | None = None
+
+
+def attempt(prepare: Callable[[], Prepared], stage: Callable[[], str | None]) -> TaskOutcome:
+    """On a worker: run ``prepare()`` and wrap what comes of it in a ``TaskOutcome``.
+
+    A failure comes back as an outcome (the stage ``stage()`` names at that moment, the
+    kernel's user-facing message), not as an exception, so Dask retries only what it
+    should: a worker that died.
+    """
+    worker = get_worker().address
+    try:
+        return TaskOutcome(prepared=prepare(), worker=worker, pid=os.getpid())
+    except VidragError as exc:
+        return TaskOutcome(stage=stage(), error=exc.message, error_kind=exc.kind, worker=worker)
+    except Exception as exc:  # an engine's own error: keep its type for whoever debugs it
+        return TaskOutcome(
+            stage=stage(), error=f"{type(exc).__name__}: {exc}", error_kind="error", worker=worker
+        )
 
 
 def prepare_task(
@@ -82,8 +106,8 @@ def prepare_task(
     captions: str,
     glossary: list[str] | None = None,
 ) -> TaskOutcome:
-    """On a worker: ``stages.prepare`` for one video. A stage's failure comes back as a
-    ``TaskOutcome`` (not an exception), so Dask retries only what it should: a dead worker."""
+    """On a worker: ``stages.prepare`` for one video of a batch, its stage changes sent
+    back as events on ``TOPIC``."""
     from . import stages
 
     worker = get_worker()
@@ -93,17 +117,12 @@ def prepare_task(
         current["stage"] = state
         worker.log_event(TOPIC, {"key": key, "stage": state, "worker": worker.address, "pid": os.getpid()})
 
-    try:
-        prepared = stages.prepare(
+    return attempt(
+        lambda: stages.prepare(
             info, Path(media_dir), settings, captions, on_stage=on_stage, glossary=glossary
-        )
-        return TaskOutcome(prepared=prepared, worker=worker.address, pid=os.getpid())
-    except VidragError as exc:
-        return TaskOutcome(stage=current["stage"], error=exc.message, worker=worker.address)
-    except Exception as exc:  # an engine's own error: keep its type for whoever debugs it
-        return TaskOutcome(
-            stage=current["stage"], error=f"{type(exc).__name__}: {exc}", worker=worker.address
-        )
+        ),
+        lambda: current["stage"],
+    )
 
 
 def worker_settings(settings: Settings, n_workers: int) -> Settings:
@@ -143,7 +162,16 @@ def parse_address(address: str) -> tuple[str, Any]:
 
 
 class Cluster:
-    """A Dask client for a batch, and the cluster it started (closed with it)."""
+    """A Dask client for a batch or the service's ingest runner, and the cluster it started
+    (closed with it): see ``parse_address`` for the forms of ``address``.
+
+    "gateway:N" asks the dask-gateway server that Dask's config names for a new cluster
+    (``gateway.address``, ``gateway.auth.type``, ``gateway.cluster.options``: in a
+    JupyterHub beside dask-gateway, ``DASK_GATEWAY__ADDRESS`` and
+    ``DASK_GATEWAY__AUTH__TYPE=jupyterhub``), scales it to N workers and shuts it down on
+    ``close()``. Its scheduler reads ``allowed-failures`` from the gateway's cluster
+    environment (``hub_config/dask-gateway-values.yaml`` sets it).
+    """
 
     def __init__(self, address: str) -> None:
         kind, value = parse_address(address)
@@ -166,18 +194,13 @@ class Cluster:
             self.client = Client(value)
             self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})))
         else:
+            self.cluster = _gateway_cluster(value)
             try:
-                from dask_gateway import Gateway
-            except ImportError:
-                raise MissingDependency(
-                    "dask_address 'gateway' needs dask-gateway, which is not installed. "
-                    "Install it with: pip install dask-gateway"
-                ) from None
-            # address, auth (jupyterhub) and cluster options come from dask's config
-            # (gateway.address, gateway.auth.type): see hub_config/README.md
-            self.cluster = Gateway().new_cluster()
-            self.cluster.scale(value)
-            self.client = self.cluster.get_client()
+                self.client = self.cluster.get_client(set_as_default=False)
+            except Exception:
+                self.cluster.shutdown()
+                settle_gateway(self.cluster.gateway)
+                raise
             self.n_workers = value
 
     def close(self) -> None:
@@ -187,5 +210,60 @@ class Cluster:
             if self.cluster is not None:
                 if self.kind == "gateway":
                     self.cluster.shutdown()
+                    settle_gateway(self.cluster.gateway)
                 else:
                     self.cluster.close()
+
+
+def settle_gateway(gateway) -> None:
+    """Close a dask-gateway ``Gateway`` client for good.
+
+    dask-gateway 2026.3's ``Gateway.__del__`` closes it again, and once its loop runner has
+    stopped, distributed 2026 refuses (``RuntimeError`` from ``LoopRunner.loop``): an
+    exception at garbage collection, which lands wherever the collector runs (inside
+    another module's import, once). A closed client has nothing left to close, so its
+    ``__del__`` is told to skip it (it checks for ``_loop_runner``).
+    """
+    try:
+        gateway.close()
+    except RuntimeError:  # closed already: its loop runner has stopped
+        pass
+    gateway.__dict__.pop("_loop_runner", None)
+
+
+def _gateway_cluster(n_workers: int):
+    """A new dask-gateway cluster scaled to ``n_workers``, or a ``VidragError`` that says
+    what is missing (the package, the gateway's address, a gateway that answers)."""
+    try:
+        from dask_gateway import Gateway
+    except ImportError:
+        raise MissingDependency.for_extra("dask_address 'gateway'", "hub", "dask-gateway") from None
+    try:
+        gateway = Gateway()
+    except ValueError:  # no gateway.address in Dask's config
+        raise InvalidInput(
+            "dask_address 'gateway' needs the dask-gateway server's address in Dask's config: "
+            "set DASK_GATEWAY__ADDRESS (and DASK_GATEWAY__AUTH__TYPE=jupyterhub inside JupyterHub)"
+        ) from None
+    try:
+        cluster = gateway.new_cluster(shutdown_on_close=True)
+    except Exception as exc:  # refused (auth, limits) or unreachable: say which gateway
+        raise ClusterUnavailable(
+            f"The dask-gateway server at {gateway.address} did not start a cluster "
+            f"({type(exc).__name__}: {str(exc)[:300]})"
+        ) from None
+    finally:
+        settle_gateway(gateway)  # the cluster keeps a client of its own
+    try:
+        cluster.scale(n_workers)
+    except Exception:
+        cluster.shutdown()
+        raise
+    return cluster
+
+
+class ClusterUnavailable(VidragError):
+    """The Dask cluster a setting names cannot be reached or refused the work."""
+
+    status = 503
+    kind = "cluster_unavailable"

@@ -23,7 +23,6 @@ Faults:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -31,15 +30,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distributed import WorkerPlugin
 from sqlalchemy import select
 
 from vidrag_kernel.catalog import Catalog, Collection, IngestJob, Video
 from vidrag_kernel.errors import InvalidInput, NotFound, VidragError
+from vidrag_kernel.fanout import ALLOWED_FAILURES, Cluster, TaskOutcome, WarmModels, attempt
 from vidrag_kernel.ingest import CAPTION_MODES, worker_id
 from vidrag_kernel.jobs import ACTIVE
 from vidrag_kernel.progress import silent
@@ -56,10 +54,10 @@ log = logging.getLogger("vidrag.hub.work")
 
 #: the Dask event topic workers report stage progress on
 TOPIC = "vidrag-ingest"
-#: worker deaths a task survives before its job fails. A lecture that kills its worker
-#: again and again (out of memory, a decoder crash) should not take the cluster's
-#: workers down one after another forever; two retries cover a lost node or a restart.
-ALLOWED_FAILURES = 2
+#: the name the service registers the kernel's models plugin (``fanout.WarmModels``) under:
+#: not the batches' name, so a batch on the same scheduler with other settings (its
+#: own whisper threads) does not replace the service's plugin on every worker
+PLUGIN = "vidrag-warm-models"
 #: the job states that mean "a worker is on it" (the ones a progress event may set)
 WORKER_STATES = ("queued", "fetching", "transcribing", "chunking", "embedding")
 #: the kernel's ``Jobs.recover`` fails active jobs whose "host:pid" process is gone; the
@@ -69,40 +67,6 @@ WORKER_PREFIX = "dask:"
 
 
 # -- on the workers ----------------------------------------------------------------------
-class WarmModels(WorkerPlugin):
-    """Loads the transcriber and embedder once per worker process, when the worker starts
-    (both cache their models per process, so every task after that reuses them)."""
-
-    name = "vidrag-warm-models"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def _warm(self) -> None:
-        from vidrag_kernel.embed import get_embedder
-        from vidrag_kernel.transcribe import get_transcriber
-
-        get_transcriber(self.settings)
-        get_embedder(self.settings)
-
-    async def setup(self, worker) -> None:
-        # in a thread: loading takes seconds, and the worker's event loop must keep
-        # answering the scheduler's heartbeats meanwhile
-        try:
-            await asyncio.to_thread(self._warm)
-        except VidragError as exc:  # a missing model fails the first task, with its message
-            log.warning("could not warm the models on %s: %s", worker.address, exc)
-
-
-@dataclass
-class Outcome:
-    """What a worker hands back: the prepared video, or why it could not be prepared."""
-
-    prepared: Prepared | None = None
-    error: str | None = None
-    error_kind: str | None = None
-
-
 def _pick(infos: list[MediaInfo], source: str, source_key: str | None) -> MediaInfo:
     for info in infos:
         if source_key and info.source_key == source_key:
@@ -124,13 +88,14 @@ def run_stages(
     settings: Settings,
     captions: str,
     glossary: list[str] | None = None,
-) -> Outcome:
+) -> TaskOutcome:
     """On a Dask worker: fetch, transcribe, chunk and embed one video (``stages.prepare``).
 
     ``info`` is None for a job run again after a restart or a retry: the source is then
     planned here, on the worker, so the service's ``start()`` does no network work.
-    Every failure comes back as an ``Outcome`` with the kernel's user-facing message
-    (not an exception), so Dask retries only what it should: a worker that died.
+    Every failure comes back as a ``fanout.TaskOutcome`` with the kernel's user-facing
+    message and error kind (not an exception), so Dask retries only what it should: a
+    worker that died.
     """
     from distributed import get_worker
 
@@ -150,20 +115,18 @@ def run_stages(
         if fraction >= 1.0 or fraction - current["progress"] >= 0.05:
             send(current["state"], fraction)
 
-    try:
-        if info is None:
+    def prepare() -> Prepared:
+        planned = info
+        if planned is None:
             from vidrag_kernel.fetch import plan_source
 
             send("fetching", 0.0)
-            info = _pick(plan_source(source, settings), source, source_key)
-        prepared = stages.prepare(
-            info, Path(media_dir), settings, captions, report, lambda state: send(state, 0.0), glossary
+            planned = _pick(plan_source(source, settings), source, source_key)
+        return stages.prepare(
+            planned, Path(media_dir), settings, captions, report, lambda state: send(state, 0.0), glossary
         )
-        return Outcome(prepared=prepared)
-    except VidragError as exc:
-        return Outcome(error=exc.message, error_kind=exc.kind)
-    except Exception as exc:  # an engine's own error: keep its type for whoever debugs it
-        return Outcome(error=f"{type(exc).__name__}: {exc}", error_kind="error")
+
+    return attempt(prepare, lambda: current["state"])
 
 
 # -- in the service ----------------------------------------------------------------------
@@ -180,8 +143,10 @@ class IngestWorkers:
     ``home``; ``settings.resolved_database_url`` must be the catalog the libraries use,
     since this object keeps the job rows there). ``address`` None starts a
     ``distributed.LocalCluster`` of ``n_workers`` processes with one thread each;
-    otherwise it is a scheduler address (a cluster elsewhere, dask-gateway), whose
-    scheduler should set ``distributed.scheduler.allowed-failures`` itself.
+    "gateway" (or "gateway:N") a dask-gateway cluster of ``n_workers`` (or N) workers
+    for as long as the runner runs, from the gateway Dask's config names
+    (``vidrag_kernel.fanout.Cluster``); anything else is a scheduler address (a cluster
+    elsewhere), whose scheduler should set ``distributed.scheduler.allowed-failures``.
     ``whisper_threads`` is faster-whisper's ``cpu_threads`` on each worker: set
     explicitly, because the nanny sets ``OMP_NUM_THREADS=1`` and the library's default
     differs by version.
@@ -246,26 +211,12 @@ class IngestWorkers:
         """Connect to the cluster (or start the local one), load the models on every
         worker, and run again every job that was queued or running when the service
         last stopped."""
-        import dask
-        from distributed import Client, LocalCluster
-
         if self._client is not None:
             return
         self._catalog = Catalog(self._settings.resolved_database_url)
-        if self.address is None:
-            # the scheduler of a LocalCluster runs in this process and reads this at start
-            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
-                self._cluster = LocalCluster(
-                    n_workers=self.n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    # a free port: several services (or test runs) on one machine never clash
-                    dashboard_address="127.0.0.1:0",
-                )
-            self._client = Client(self._cluster)
-        else:
-            self._client = Client(self.address)
-        self._client.register_plugin(WarmModels(self.worker_settings), name=WarmModels.name)
+        self._cluster = Cluster(cluster_address(self.address, self.n_workers))
+        self._client = self._cluster.client
+        self._client.register_plugin(WarmModels(self.worker_settings), name=PLUGIN)
         self._client.subscribe_topic(TOPIC, self._events.put)
         self._commits = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vidrag-commit")
         self._bookkeeper = threading.Thread(target=self._record_progress, name="vidrag-progress", daemon=True)
@@ -284,9 +235,7 @@ class IngestWorkers:
         try:
             self._client.unsubscribe_topic(TOPIC)
         finally:
-            self._client.close()
-            if self._cluster is not None:
-                self._cluster.close()
+            self._cluster.close()  # the client, and the cluster if this runner started it
             self._events.put(None)
             self._bookkeeper.join(timeout=10)
             self._catalog.close()
@@ -508,7 +457,7 @@ class IngestWorkers:
             try:
                 outcome = future.result()
             except KilledWorker:
-                outcome = Outcome(
+                outcome = TaskOutcome(
                     error=(
                         f"The worker running this ingest died {ALLOWED_FAILURES + 1} times "
                         "(out of memory?); retry it, or ingest a shorter video."
@@ -516,7 +465,7 @@ class IngestWorkers:
                     error_kind="worker_died",
                 )
             except Exception as exc:  # the cluster itself failed the task
-                outcome = Outcome(error=f"{type(exc).__name__}: {exc}", error_kind="error")
+                outcome = TaskOutcome(error=f"{type(exc).__name__}: {exc}", error_kind="error")
             finally:
                 future.release()
             with self._catalog.session() as s:
@@ -606,6 +555,20 @@ class IngestWorkers:
                             row.state, row.progress = msg["state"], float(msg["progress"])
             except Exception:  # a progress bar must never stop the jobs
                 log.exception("could not record ingest progress %r", msg)
+
+
+def cluster_address(address: str | None, n_workers: int) -> str:
+    """The ``fanout.Cluster`` address for the runner's settings: no address is a local
+    cluster of ``n_workers``, "gateway" a gateway cluster of as many, and a bare
+    "host:port" a scheduler over TCP (as ``distributed.Client`` reads it)."""
+    address = (address or "").strip()
+    if not address:
+        return f"local:{n_workers}"
+    if address == "gateway":
+        return f"gateway:{n_workers}"
+    if "://" in address or address.startswith(("local:", "gateway:")):
+        return address
+    return "tcp://" + address
 
 
 def row_source(info: MediaInfo) -> str:
