@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["ingest", "retrieval", "answer", "batch", "quotas", "service"]
+ALL = ["ingest", "retrieval", "answer", "batch", "quotas", "service", "login"]
 
 
 def main(argv: list[str]) -> int:
