@@ -325,6 +325,107 @@ def test_schedules_survive_a_scheduler_restart(service, tokens):
     assert call(service, tokens["alice"], "GET", f"schedules/{paused['id']}").status_code == 404
 
 
+def test_a_firing_missed_while_the_service_was_down_runs_once_when_it_is_back(service, tokens, pages):
+    from datetime import UTC, datetime
+
+    def restart() -> Scheduler:
+        service.state.scheduler.stop()
+        fresh = Scheduler(
+            service.state.service,
+            runner=BatchRunner(service.state.service, notebook=NOTEBOOK),
+            grace=timedelta(hours=6),
+        )
+        fresh.start()
+        service.state.scheduler = fresh
+        return fresh
+
+    def runs(schedule_id: str) -> list[dict]:
+        return call(service, tokens["alice"], "GET", f"schedules/{schedule_id}/runs").json()
+
+    service.state.scheduler.stop()  # the service goes down
+    cid = course(service, "Missed while down")
+    now = datetime.now(UTC)
+    hourly, daily = now - timedelta(minutes=10), now - timedelta(hours=8)
+    with service.state.service.catalog.session() as s:
+        made = now - timedelta(hours=3)
+        # hourly, made 3 hours ago: it missed three firings, the last 10 minutes ago
+        missed = Schedule(
+            collection_id=cid, owner="alice", sources=[pages.url("a.html")], cron=f"{hourly.minute} * * * *",
+            timezone="UTC", captions="only", created_at=made, updated_at=made,
+        )  # fmt: skip
+        # daily, last due 8 hours ago: outside the 6 hours' grace, it waits for tomorrow
+        stale = Schedule(
+            collection_id=cid, owner="alice", sources=[pages.url("a.html")],
+            cron=f"{daily.minute} {daily.hour} * * *", timezone="UTC", captions="only",
+            created_at=now - timedelta(days=2), updated_at=now - timedelta(days=2),
+        )  # fmt: skip
+        s.add_all([missed, stale])
+        s.flush()
+        missed_id, stale_id = missed.id, stale.id
+    restart()  # a real restart: a new scheduler on the same database
+    [run] = wait_runs(service, tokens["alice"], missed_id, 1)
+    assert run["trigger"] == "catch-up" and run["state"] == "done", run
+    assert run["added"] == 1 and video_titles(service, tokens["alice"], cid) == ["Lecture A lecture"]
+    time.sleep(2)  # once, not once per missed firing
+    assert len(runs(missed_id)) == 1 and runs(stale_id) == []
+    # back again: that firing is covered by the run, so nothing runs a second time
+    again = restart()
+    assert again.next_run(missed_id) is not None
+    time.sleep(3)
+    assert len(runs(missed_id)) == 1 and runs(stale_id) == []
+    for schedule_id in (missed_id, stale_id):
+        call(service, tokens["alice"], "DELETE", f"schedules/{schedule_id}")
+
+
+def test_the_billing_reconcile_runs_on_the_schedulers_timer(tmp_path):
+    """With billing on, the scheduler reconciles on its timer: a paid checkout whose
+    webhook never arrived becomes Pro without anyone running ``vidrag-hub billing``."""
+    from vidrag_hub.app import Service
+    from vidrag_hub.billing_routes import provider_from_env
+    from vidrag_hub.plans import plan_of
+    from vidrag_hub.scheduler import RECONCILE_JOB
+    from vidrag_hub.settings import ServiceSettings
+
+    from tests.support.fake_stripe import FakeStripe
+    from vidrag_kernel.errors import InvalidInput
+
+    assert Scheduler(None, runner=object(), environ={}).reconcile_every == timedelta(hours=6)
+    quiet = Scheduler(None, runner=object(), environ={"VIDRAG_BILLING_RECONCILE_HOURS": "0"})
+    assert quiet.reconcile_every == timedelta(0)
+    with pytest.raises(InvalidInput, match="VIDRAG_BILLING_RECONCILE_HOURS"):
+        Scheduler(None, runner=object(), environ={"VIDRAG_BILLING_RECONCILE_HOURS": "often"})
+
+    with FakeStripe() as fake:
+        price = fake.add_price(2900, name="Pro")
+        service = Service(ServiceSettings(shared_root=tmp_path / "root"))
+
+        def plan() -> str:
+            with service.catalog.session() as s:
+                return plan_of(s, "zoe", service.quotas.book)
+
+        try:
+            # billing off: no timer
+            off = Scheduler(service, reconcile_every=timedelta(seconds=1))
+            off.start()
+            assert off._aps.get_job(RECONCILE_JOB) is None
+            off.stop()
+            service.billing = provider_from_env(service, fake.env(pro=price["id"]))
+            session = service.billing.checkout("zoe", "pro", "http://127.0.0.1:1/usage")
+            fake.pay(session["id"], deliver=False)  # paid; the webhook never came
+            assert plan() == "free"
+            scheduler = Scheduler(service, reconcile_every=timedelta(seconds=1))
+            scheduler.start()
+            try:
+                deadline = time.monotonic() + 30
+                while plan() != "pro":
+                    assert time.monotonic() < deadline, "the reconcile did not run on its timer"
+                    time.sleep(0.2)
+            finally:
+                scheduler.stop()
+        finally:
+            service.catalog.close()
+
+
 def test_where_a_notebook_stopped_names_the_cell_and_the_error(tmp_path):
     import nbformat
 

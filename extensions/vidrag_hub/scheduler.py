@@ -11,17 +11,28 @@ from starting a second, and a guard in the database keeps two service processes 
 a run starts only by one conditional ``UPDATE vidrag_schedules SET running_run_id = ...
 WHERE running_run_id IS NULL`` (or the holder's heartbeat stopped long ago, when the
 process that held it died). The run clears it when it ends.
+
+Missed firings: APScheduler keeps its jobs in memory here (the rows are the truth), so a
+firing that fell while the service was down is not a misfire it knows of. ``start()``
+compares each schedule's last run with its cron's fire times instead: a schedule that
+should have fired since then, within ``VIDRAG_SCHEDULE_GRACE_HOURS``, runs once at once
+(trigger "catch-up"), however many firings it missed.
+
+The same scheduler keeps the service's other timer: the billing reconcile every
+``VIDRAG_BILLING_RECONCILE_HOURS`` when billing is on (``vidrag_hub.billing``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, or_, select, update
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidrag_kernel.catalog.models import new_id
@@ -36,6 +47,30 @@ HEARTBEAT_SECONDS = 30.0
 #: a run whose heartbeat is older than this is taken to be dead (its process stopped),
 #: so a restarted service frees its schedule within minutes
 STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
+#: VIDRAG_SCHEDULE_GRACE_HOURS: a firing missed while the service was down runs when it is
+#: back if it fell within this many hours (older ones wait for the next firing); 0: never
+GRACE_HOURS = 6.0
+#: VIDRAG_BILLING_RECONCILE_HOURS: hours between billing reconciles (with billing on); 0: off
+RECONCILE_HOURS = 6.0
+#: the first reconcile after a start comes this soon (not a whole interval later), so a
+#: service restarted more often than the interval still reconciles
+FIRST_RECONCILE = timedelta(minutes=5)
+RECONCILE_JOB = "vidrag-billing-reconcile"
+
+
+def hours_setting(name: str, default: float, environ: Mapping[str, str] | None = None) -> timedelta:
+    """The hours in variable ``name`` (``default`` when unset) as a timedelta; a value that
+    is not a number of hours of 0 or more is an ``InvalidInput`` naming the variable."""
+    raw = (os.environ if environ is None else environ).get(name, "").strip()
+    if not raw:
+        return timedelta(hours=default)
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not hours >= 0:  # also refuses nan
+        raise InvalidInput(f"{name}={raw[:40]!r} is not a number of hours (0 or more)")
+    return timedelta(hours=hours)
 
 
 class InvalidSchedule(InvalidInput):
@@ -72,7 +107,7 @@ class ScheduleRun(ServiceBase):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     schedule_id: Mapped[str] = mapped_column(String(36), index=True)
-    #: "cron" or "manual"
+    #: "cron", "manual" or "catch-up" (a firing missed while the service was down)
     trigger: Mapped[str] = mapped_column(String(16))
     #: "running", "done", "stopped" (a quota or similar ended it early) or "failed"
     state: Mapped[str] = mapped_column(String(16), default="running")
@@ -181,12 +216,31 @@ class Scheduler:
     and other processes share the guard through the database.
     """
 
-    def __init__(self, service, *, runner=None, stale_after: timedelta = STALE_AFTER) -> None:
+    def __init__(
+        self,
+        service,
+        *,
+        runner=None,
+        stale_after: timedelta = STALE_AFTER,
+        grace: timedelta | None = None,
+        reconcile_every: timedelta | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """``grace`` and ``reconcile_every`` default to ``VIDRAG_SCHEDULE_GRACE_HOURS`` and
+        ``VIDRAG_BILLING_RECONCILE_HOURS`` (read from ``environ``, else the process's)."""
         from .batchrun import BatchRunner
 
         self.service = service
         self.runner = runner or BatchRunner(service)
         self.stale_after = stale_after
+        self.grace = (
+            grace if grace is not None else hours_setting("VIDRAG_SCHEDULE_GRACE_HOURS", GRACE_HOURS, environ)
+        )
+        self.reconcile_every = (
+            reconcile_every
+            if reconcile_every is not None
+            else hours_setting("VIDRAG_BILLING_RECONCILE_HOURS", RECONCILE_HOURS, environ)
+        )
         self._aps = None
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
@@ -197,26 +251,89 @@ class Scheduler:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Recover runs a dead process left behind, add a job per active schedule, start."""
+        """Recover runs a dead process left behind, add a job per active schedule, start;
+        then run once each schedule that missed a firing while no scheduler ran (within
+        the grace period), and keep the billing reconcile's timer when billing is on."""
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self._aps = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(4)},
-            # one run of a schedule at a time in this process; missed firings (the service
-            # was down) run once when it is back, within an hour
+            # one run of a schedule at a time in this process; firings this process missed
+            # while running (a stalled machine) run once, within an hour. Firings missed
+            # while it was down are found by ``missed_firing`` instead (jobs live in memory)
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 3600},
         )
         self.recover()
+        now = utcnow()
+        missed: list[tuple[str, datetime]] = []
         with self.service.catalog.session() as s:
             for row in s.scalars(select(Schedule).where(Schedule.paused.is_(False))):
                 try:
                     self._add(row)
+                    when = self.missed_firing(s, row, now)
                 except InvalidSchedule as exc:  # a time zone this machine lacks, say
                     log.error("schedule %s cannot be scheduled here: %s", row.id, exc.message)
+                    continue
+                if when is not None:
+                    missed.append((row.id, when))
+        self._add_reconcile(now)
         self._aps.start()
+        for schedule_id, when in missed:
+            log.info(
+                "schedule %s missed its firing at %s: running it once now", schedule_id, when.isoformat()
+            )
+            self._aps.add_job(
+                self.fire,
+                trigger="date",
+                args=[schedule_id, "catch-up"],
+                id=f"catch-up-{schedule_id}",
+                name=f"catch-up of schedule {schedule_id}",
+                replace_existing=True,
+            )
         log.info("scheduler started with %d schedule(s)", len(self._aps.get_jobs()))
+
+    def missed_firing(self, s, row: Schedule, now: datetime) -> datetime | None:
+        """The first fire time of ``row`` that passed with no run after it: later than its
+        last run's start and its last change, within the grace period, not after ``now``."""
+        if self.grace <= timedelta(0):
+            return None
+        last_run = s.scalar(select(func.max(ScheduleRun.started_at)).where(ScheduleRun.schedule_id == row.id))
+        # a firing before the last run is covered by it; one before the schedule was made,
+        # changed or resumed (the service was up then) was not missed by a stopped service
+        since = max(
+            when for when in (_aware(last_run), _aware(row.updated_at), _aware(row.created_at)) if when
+        )
+        since = max(since, now - self.grace)
+        when = parse_trigger(row.cron, row.timezone).get_next_fire_time(None, since)
+        return when if when is not None and when <= now else None
+
+    def _add_reconcile(self, now: datetime) -> None:
+        """The billing reconcile on a timer, when billing is on and the interval is not 0."""
+        if getattr(self.service, "billing", None) is None or self.reconcile_every <= timedelta(0):
+            return
+        self._aps.add_job(
+            self.reconcile,
+            trigger="interval",
+            seconds=self.reconcile_every.total_seconds(),
+            next_run_time=now + min(self.reconcile_every, FIRST_RECONCILE),
+            id=RECONCILE_JOB,
+            name="billing reconcile",
+            replace_existing=True,
+        )
+
+    def reconcile(self) -> dict | None:
+        """One billing reconcile, what ``vidrag-hub billing reconcile`` does
+        (``vidrag_hub.billing.reconcile_all``: its summary); never raises, so that the
+        timer keeps going: a failure is logged and the next run tries again."""
+        from .billing import reconcile_all
+
+        try:
+            return reconcile_all(self.service)
+        except Exception:
+            log.exception("the billing reconcile failed")
+            return None
 
     def stop(self) -> None:
         """Stop firing, end the runs in progress (recorded as stopped by the shutdown), wait."""
@@ -323,9 +440,9 @@ class Scheduler:
                 .values(running_run_id=None)
             )
 
-    def fire(self, schedule_id: str) -> str | None:
+    def fire(self, schedule_id: str, trigger: str = "cron") -> str | None:
         """What APScheduler calls: one run now, unless one is going; the run's id."""
-        run_id = self.acquire(schedule_id, "cron")
+        run_id = self.acquire(schedule_id, trigger)
         if run_id is None:
             log.info("schedule %s: a run is still in progress; this firing is skipped", schedule_id)
             return None
