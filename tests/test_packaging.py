@@ -227,3 +227,19 @@ def test_the_console_script_runs(installed):
     assert "usage: vidrag" in result.stdout and "ingest" in result.stdout
     listed = _run([str(vidrag), "collections", "list", "--json"], cwd=installed["cwd"], env=installed["env"])
     assert (Path(installed["env"]["VIDRAG_HOME"]) / "catalog.sqlite").exists(), listed.stdout
+
+
+def test_scheduled_runs_find_the_batch_notebook_in_the_wheel(installed):
+    """The service's scheduled runs execute 01_batch_ingest.ipynb: an installed wheel has no
+    notebooks/ folder, so the package carries it (pyproject's force-include)."""
+    got = _in_venv(
+        installed,
+        """
+        import json
+        from vidrag_hub.batchrun import default_notebook
+
+        path = default_notebook()
+        print(json.dumps({"path": str(path), "cells": len(json.loads(path.read_text())["cells"])}))
+        """,
+    )
+    assert Path(got["path"]).is_relative_to(installed["site"]) and got["cells"] > 0

@@ -29,7 +29,9 @@ from .scheduler import HEARTBEAT_SECONDS, Schedule, ScheduleRun, runs_root
 
 log = logging.getLogger("vidrag_hub.schedules")
 
-REPO_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_batch_ingest.ipynb"
+NOTEBOOK = "01_batch_ingest.ipynb"
+#: where a checkout keeps it (an editable install runs it from there)
+REPO_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / NOTEBOOK
 
 # variables a run's kernel never inherits from the service: its hub token, Stripe keys,
 # the run-token secret and the service's own data settings
@@ -38,8 +40,21 @@ _SERVICE_ONLY = {"VIDRAG_HOME", "VIDRAG_DATABASE_URL", "VIDRAG_USER", "VIDRAG_BA
 
 
 def default_notebook() -> Path:
-    """The batch-ingest notebook (``VIDRAG_BATCH_NOTEBOOK`` overrides the repository's)."""
-    return Path(os.environ.get("VIDRAG_BATCH_NOTEBOOK", "").strip() or REPO_NOTEBOOK)
+    """The batch-ingest notebook: ``VIDRAG_BATCH_NOTEBOOK``, else the copy the wheel ships
+    in this package (``vidrag_hub/notebooks/``), else the checkout's ``notebooks/``."""
+    chosen = os.environ.get("VIDRAG_BATCH_NOTEBOOK", "").strip()
+    if chosen:
+        return Path(chosen)
+    from importlib.resources import as_file, files
+
+    # an installed wheel has no notebooks/ folder: pyproject's force-include puts the
+    # notebook into the package. as_file gives a real path (papermill reads a file), and
+    # for a package on disk, as a wheel installs it, that is the file itself
+    shipped = files(__package__).joinpath("notebooks", NOTEBOOK)
+    if shipped.is_file():
+        with as_file(shipped) as path:
+            return Path(path)
+    return REPO_NOTEBOOK
 
 
 def run_environment(service, token: str, user: str, home: Path, service_url: str) -> dict[str, str]:
