@@ -12,12 +12,15 @@ and ingested with real speech recognition, MiniLM and FAISS) it measures:
 - Recall@1/5/10 and MRR of ``tests/data/lecture_qa.jsonl`` on that collection;
 - answer quality on the development set (``tests/support/devset.py``: six generated
   lectures, 97 questions, a tuning and a held-back split), for the captions path (the
-  exact text, from a page's captions track) and the speech path (tiny.en), with the
+  exact text, from a page's captions track) and the speech path (tiny.en by default,
+  given the collection's glossary of the course's names, ``--glossary none`` without), with the
   extractive answerer and with an LLM stand-in (an OpenAI-compatible server on
   127.0.0.1 that reads the prompt and quotes the source sentence sharing most words with
   the question, or says the videos do not cover it): Recall@1/5, MRR, keyword accuracy,
   citation hit (first, any), seek accuracy, refusal accuracy, false-refusal rate and how
-  far the first citation starts from the supporting sentence.
+  far the first citation starts from the supporting sentence; keyword accuracy counts a
+  number however it is written ("50" for "fifty"), ``keyword_accuracy_exact`` letter for
+  letter; ``answer_p95_ms`` is each path's answer latency with every question asked once.
 
     python -m benchmarks answer
     python -m benchmarks.answer --repeat 100

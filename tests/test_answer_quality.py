@@ -1,8 +1,9 @@
-"""Answer quality on two lectures of the development set (captions path, real ingest):
-citations start where the supporting sentence starts, questions the videos do not answer
-are refused with related passages, a question spanning both lectures cites both, and an
-LLM's citation resolves to the sentence that supports its claim. The development set's
-own integrity is checked too. Full figures: ``python -m benchmarks.answer``."""
+"""Answer quality on the development set's six lectures (captions path, real ingest):
+floors on every figure of both splits, citations start where the supporting sentence
+starts, questions the videos do not answer are refused with related passages, a question
+spanning two lectures cites both, and an LLM's citation resolves to the sentence that
+supports its claim. The development set's own integrity is checked too. Full figures,
+the speech path included: ``python -m benchmarks.answer``."""
 
 from __future__ import annotations
 
@@ -17,10 +18,8 @@ from tests.support.media_server import MediaServer
 from tests.support.settings import make_settings
 from vidrag_kernel import Workbench
 from vidrag_kernel.citations import resolve
+from vidrag_kernel.evaluate import summarize_answers
 from vidrag_kernel.retrieve import SearchHit
-
-# two tuning-split lectures that share the cue word "current" with different meanings
-PAIR = ("circuits", "oceans")
 
 
 def _question(qid: str) -> devset.DevQuestion:
@@ -51,10 +50,10 @@ def test_the_development_set_is_whole_and_split_by_lecture():
 
 @pytest.fixture(scope="module")
 def course(request, tmp_path_factory):
-    """The two lectures ingested from their pages' captions tracks, with their true times."""
+    """The six lectures ingested from their pages' captions tracks, with their true times
+    (each split's questions see the other lectures as distractors)."""
     media = tmp_path_factory.mktemp("devset-media")
-    wanted = [lec for lec in devset.lectures() if lec.id in PAIR]
-    timed = devset.build_media(request.config.cache.mkdir("vidrag-devset") / "audio", media, wanted)
+    timed = devset.build_media(request.config.cache.mkdir("vidrag-devset") / "audio", media)
     server = MediaServer(media)
     wb = Workbench(
         make_settings(tmp_path_factory.mktemp("devset-home"), chunk_tokens=256, chunk_min_tokens=16)
@@ -77,6 +76,41 @@ def test_generated_speech_keeps_the_stored_sentence_times(course):
     for lid, lec in timed.items():
         for got, want in zip(lec.sentences, stored[lid].sentences, strict=True):
             assert got.text == want.text and abs(got.start - want.start) < 0.05
+
+
+# floors for the extractive answerer on the captions path, a little under what this
+# fixture measures (the held-back split was never tuned on; the speech path's figures are
+# benchmarks/answer.py's): a change that makes answers worse on either split fails here
+FLOORS = {
+    # measured (six lectures, these settings): 0.945, 0.855, 0.855, 0.5 (4 of 8)
+    "tuning": {
+        "keyword_accuracy": 0.92,
+        "first_citation_hit": 0.83,
+        "seek_accuracy": 0.83,
+        "refusal_accuracy": 0.5,
+    },
+    # measured: 0.933, 0.967, 0.967, 0.75 (3 of 4)
+    "heldback": {
+        "keyword_accuracy": 0.9,
+        "first_citation_hit": 0.93,
+        "seek_accuracy": 0.93,
+        "refusal_accuracy": 0.75,
+    },
+}
+# measured: 0.018 (1 of 55) and 0.0 (of 30); one more false refusal on either still passes
+CEILINGS = {"tuning": {"false_refusal_rate": 0.04}, "heldback": {"false_refusal_rate": 0.04}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", devset.SPLITS)
+def test_answer_quality_floors_on_each_split(course, split):
+    wb, timed, ids = course
+    rows = devset.answer_rows(wb, devset.questions(split), list(timed.values()), ids)
+    figures = summarize_answers(rows)
+    for key, floor in FLOORS[split].items():
+        assert figures[key] >= floor, (key, figures)
+    for key, ceiling in CEILINGS[split].items():
+        assert figures[key] <= ceiling, (key, figures)
 
 
 @pytest.mark.parametrize("qid", ["c03", "c06", "o05", "o10", "k05"])
@@ -111,15 +145,15 @@ def test_questions_the_videos_do_not_answer_are_refused(course, question):
     assert shape["no_answer"] is True and shape["related"][0]["quote"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known gap: the battery passage does not reach the answer next to the ocean one"
-)
-def test_a_question_spanning_two_lectures_cites_both(course):
+@pytest.mark.parametrize("qid", ["x01", "x05"])
+def test_a_question_spanning_two_lectures_cites_both(course, qid):
     wb, timed, ids = course
-    q = _question("x01")  # "In which years were the first battery and the first Gulf Stream map made?"
+    # "In which years were the first battery and the first Gulf Stream map made?"
+    # "What is a current in a wire, and what is a current in the sea?"
+    q = _question(qid)
     answer = wb.ask(q.question, "Course", save=False)
     cited = {c.video_id for c in answer.citations}
-    assert cited == {ids["circuits"], ids["oceans"]}, answer.text
+    assert cited >= {ids[lec] for lec, _ in q.support}, answer.text
     assert all(k in answer.text for k in q.keywords)
     for lec, i in q.support:
         said = timed[lec].sentences[i]
