@@ -283,9 +283,25 @@ def _stats(samples: list[float]) -> dict:
     }
 
 
+def start(home: Path, pool: int, attempts: int = 3) -> Launch:
+    """``make run`` on ``home``, tried again when the hub gives up starting: on a loaded
+    machine its proxy can miss JupyterHub's 10 s start deadline (the data root keeps the
+    seeded course, so a retry starts in seconds)."""
+    for attempt in range(1, attempts + 1):
+        hub = Launch(home, pool)
+        try:
+            return hub.start()
+        except RuntimeError:
+            hub.stop()
+            if attempt == attempts:
+                raise
+            print(f"make run did not come up (attempt {attempt}); {_uptime()}", flush=True)
+    raise AssertionError("unreachable")
+
+
 def run_pool(browser, home: Path, pool: int, reps: int) -> dict:
     """One hub start with ``pool`` pre-heated kernels per server: the figures of each case."""
-    hub = Launch(home, pool).start()
+    hub = start(home, pool)
     out: dict = {"pool": pool, "uptime_start": _uptime()}
     cold, running, answers_cold, answers_running = [], [], [], []
     try:
