@@ -212,7 +212,12 @@ class Cluster:
                     self.cluster.shutdown()
                     settle_gateway(self.cluster.gateway)
                 else:
-                    self.cluster.close()
+                    try:
+                        self.cluster.close()
+                    except TimeoutError:
+                        # a nanny waits 5 s for its worker to exit, then SIGKILLs it: on a
+                        # loaded machine that wait runs out, and the close is still done
+                        log.warning("a Dask worker took long to stop; its nanny killed it")
 
 
 def settle_gateway(gateway) -> None:
