@@ -7,6 +7,7 @@ OpenAPI description for every kind of caller; a route without a row fails it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from vidrag_hub.app import make_app
 from vidrag_hub.auth import HubUser
+from vidrag_hub.errors import Unauthenticated
 
 from tests.support.schedules import seed_schedule
 from tests.support.service import ServiceHub
@@ -697,3 +699,34 @@ def test_jobs_are_listed_cancelled_retried_and_streamed_through_the_runner(app, 
     finally:
         app.state.runner = None
         runner.close()
+
+
+def test_a_revoked_token_is_refused_within_the_cache_time_and_expiries_are_spread(hub, tmp_path):
+    """Identities are kept at most token_cache_seconds, each token for a random 50-100 % of
+    it: a class whose tokens were first seen together is not re-checked all at once."""
+    import asyncio
+
+    from vidrag_hub.auth import HubIdentity
+
+    identity = HubIdentity(hub.settings(tmp_path, token_cache_seconds=2))
+    made = hub.ok("POST", "/users/dave/tokens", json={"note": "revoked in a test"})
+    tokens = [made["token"], *(hub.token("dave") for _ in range(11))]
+
+    async def run():
+        try:
+            for token in tokens:
+                assert (await identity.user(token)).name == "dave"
+            expiries = sorted(expiry for expiry, _ in identity._known.values())
+            assert len(expiries) == 12 and expiries[-1] - expiries[0] > 0.05  # not all at once
+            assert expiries[-1] - time.monotonic() <= 2.0
+            first = tokens[0]
+            hub.ok("DELETE", f"/users/dave/tokens/{made['id']}")
+            assert (await identity.user(first)).name == "dave"  # still the cached identity
+            await asyncio.sleep(2.1)
+            with pytest.raises(Unauthenticated):
+                await identity.user(first)
+            assert (await identity.user(tokens[1])).name == "dave"  # checked again, still valid
+        finally:
+            await identity.close()
+
+    asyncio.run(run())

@@ -2,8 +2,10 @@
 
 Kernels, the CLI and the dashboards send the user's ``$JUPYTERHUB_API_TOKEN`` as
 ``Authorization: token ...`` (or ``Bearer ...``). ``HubAuth.user_for_token`` asks the
-hub whose token it is and caches the answer for ``token_cache_seconds`` (keyed by the
-token's SHA-256; HubAuth's own default of 300 s is too long for a revoked token). The
+hub whose token it is; the answer is kept for at most ``token_cache_seconds`` (keyed by
+the token's SHA-256; HubAuth's own default of 300 s is too long for a revoked token),
+each token for a random 50-100 % of it, so a class whose tokens were first seen together
+is not checked again all in the same second (the hub answers those one at a time). The
 hub gates the service: a token without ``access:services!service=<name>`` is refused.
 
 Groups and the admin flag are then read fresh from ``/hub/api/users/<name>`` with the
@@ -20,7 +22,10 @@ No token is ever logged or put in an error: errors say what was wrong, not with 
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -30,6 +35,8 @@ from .errors import HubUnreachable, Unauthenticated
 from .runtokens import RunTokens, is_run_token
 from .settings import ServiceSettings
 
+#: tokens whose identity is kept at once (expired ones are dropped when it is reached)
+TOKEN_CACHE_SIZE = 10_000
 TOKEN_HEADER = re.compile(r"^\s*(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -68,6 +75,8 @@ class HubIdentity:
             access_scopes={self.access_scope},
         )
         self._client: httpx.AsyncClient | None = None
+        #: sha256(token) -> (monotonic expiry, the hub's model of its owner)
+        self._known: dict[str, tuple[float, dict]] = {}
         #: the tokens of the service's own scheduled runs (``vidrag_hub.runtokens``)
         self.run_tokens = RunTokens.from_env()
 
@@ -84,13 +93,22 @@ class HubIdentity:
     async def _model_for_token(self, token: str) -> dict | None:
         from tornado.web import HTTPError
 
+        ttl = self.settings.token_cache_seconds
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        known = self._known.get(key)
+        if known is not None and known[0] > now:
+            return known[1]
         try:
-            return await self.hub_auth.user_for_token(
-                token, use_cache=self.settings.token_cache_seconds > 0, sync=False
-            )
+            model = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
         except HTTPError as exc:
             # HubAuth's messages name the hub's URL, never the token
             raise HubUnreachable(f"Could not check your token with JupyterHub ({exc.log_message})") from None
+        if ttl > 0 and model:
+            if len(self._known) >= TOKEN_CACHE_SIZE:
+                self._known = {k: v for k, v in self._known.items() if v[0] > now}
+            self._known[key] = (now + ttl * random.uniform(0.5, 1.0), model)
+        return model
 
     async def _fresh(self, name: str) -> dict:
         """The user's model now, read with the service's token: groups and admin flag."""
