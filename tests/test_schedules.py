@@ -540,3 +540,26 @@ def test_the_vidrag_schedules_command(service, hub, tokens, tmp_path):
     env["JUPYTERHUB_API_TOKEN"] = tokens["carol"]
     refused = run("schedules", "run-now", _sid)
     assert refused.returncode == 3 and refused.stderr.startswith("vidrag: error: ")
+
+
+def test_a_bad_schedule_setting_stops_the_service_with_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.hub import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "VIDRAG_"))}
+    env.update(
+        JUPYTERHUB_API_TOKEN="not-a-real-token",
+        JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{free_port()}",
+        VIDRAG_SHARED_ROOT=str(tmp_path / "shared"),
+        VIDRAG_SCHEDULE_GRACE_HOURS="six",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "vidrag_hub"], env=env, capture_output=True, text=True, timeout=120
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert lines == ["vidrag-hub: VIDRAG_SCHEDULE_GRACE_HOURS='six' is not a number of hours (0 or more)"]
+    assert not (tmp_path / "shared").exists()  # stopped before it opened anything

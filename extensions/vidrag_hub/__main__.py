@@ -26,13 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     from .app import make_app
     from .billing import BillingConfig
     from .plans import PlanBook
+    from .scheduler import check_env
     from .settings import ServiceSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s vidrag_hub %(levelname)s %(message)s")
     try:
         settings = ServiceSettings.from_env()
-        # the Stripe variables first, before anything starts or logs: one line if one is wrong
+        # the Stripe and schedule variables first, before anything starts or logs: one line
+        # if one is wrong
         BillingConfig.from_env(book=PlanBook(settings.plans))
+        check_env()
     except (ValueError, VidragError) as exc:
         print(f"vidrag-hub: {exc}", file=sys.stderr)
         return 2

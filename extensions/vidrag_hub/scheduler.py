@@ -58,6 +58,13 @@ FIRST_RECONCILE = timedelta(minutes=5)
 RECONCILE_JOB = "vidrag-billing-reconcile"
 
 
+def check_env(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a bad ``VIDRAG_SCHEDULE_GRACE_HOURS`` or ``VIDRAG_BILLING_RECONCILE_HOURS`` now
+    (``python -m vidrag_hub`` calls it before anything starts, so a typo is one line)."""
+    hours_setting("VIDRAG_SCHEDULE_GRACE_HOURS", GRACE_HOURS, environ)
+    hours_setting("VIDRAG_BILLING_RECONCILE_HOURS", RECONCILE_HOURS, environ)
+
+
 def hours_setting(name: str, default: float, environ: Mapping[str, str] | None = None) -> timedelta:
     """The hours in variable ``name`` (``default`` when unset) as a timedelta; a value that
     is not a number of hours of 0 or more is an ``InvalidInput`` naming the variable."""
