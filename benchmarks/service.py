@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import save, table  # noqa: E402
+from benchmarks.common import RESULTS, save, table  # noqa: E402
 
 CACHE = ROOT / ".pytest_cache" / "d" / "vidrag-devset"
 INSTRUCTOR = "ada"
@@ -408,6 +408,10 @@ def main(argv: list[str] | None = None) -> dict:
                     f"target: {row['endpoint']} p95 under {target} ms, no errors (think {row['think_s']:g} s) -> "
                     f"{row['p95_ms']:.0f} ms, {row['errors']} errors"
                 )
+            # the hub's log (its request lines carry their durations; the service's log
+            # is in it too) beside the results, to look for what a slow request waited on
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / "service-hub.log").write_text(hub.hub.log())
             survivors, hub = hub.stop(), None
             if survivors:
                 raise RuntimeError(f"processes outlived the hub: {survivors}")
