@@ -210,7 +210,10 @@ def test_a_service_restart_requeues_the_job(workers, service, pages, tmp_path):
     [job_id] = first.submit([slow.url("lecture.html")], collection, user=USER, captions="only")
     wait(first, job_id, until=("fetching", "done", "failed"))
     first.close()
-    workers.client.restart()  # the workers went down with the service
+    # the workers went down with the service; one back is enough for the job (a nanny can
+    # take minutes to bring a worker back on a loaded machine: a clean-clone CI run)
+    workers.client.restart(wait_for_workers=False)
+    workers.client.wait_for_workers(1, timeout=600)
     with own.catalog.session() as s:
         assert s.get(IngestJob, job_id).state == "fetching"
 
