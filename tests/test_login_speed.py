@@ -23,6 +23,7 @@ import pytest
 
 from hub_config.options import VidragHubOptions
 from hub_config.spawning import preheat_args
+from tests.support.hub import execute_in_kernel
 from tests.support.service import ServiceHub
 
 LANDING = "/user/student/voila/render/vidrag/workbench.ipynb"
@@ -51,50 +52,6 @@ def student(hub) -> str:
     return hub.token("student")
 
 
-def execute(base: str, token: str, kernel_id: str, code: str, timeout: float = 120) -> str:
-    """Run ``code`` in the running kernel ``kernel_id`` of the student's server; its stdout."""
-    import websocket
-
-    ws = websocket.create_connection(
-        f"{base.replace('http', 'ws', 1)}/user/student/api/kernels/{kernel_id}/channels",
-        header=[f"Authorization: token {token}"],
-        timeout=timeout,
-    )
-    msg_id = uuid.uuid4().hex
-    header = {"msg_id": msg_id, "msg_type": "execute_request", "username": "student"}
-    header.update(session=uuid.uuid4().hex, version="5.3", date="")
-    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}}
-    content.update(allow_stdin=False, stop_on_error=True)
-    try:
-        ws.send(
-            json.dumps(
-                {
-                    "header": header,
-                    "parent_header": {},
-                    "metadata": {},
-                    "channel": "shell",
-                    "content": content,
-                }
-            )
-        )
-        out: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = msg["header"]["msg_type"]
-            if kind == "stream":
-                out.append(msg["content"]["text"])
-            elif kind == "error":
-                raise RuntimeError("\n".join(msg["content"]["traceback"]))
-            elif kind == "status" and msg["content"]["execution_state"] == "idle":
-                return "".join(out)
-        raise TimeoutError(f"the kernel did not finish in {timeout}s: {''.join(out)!r}")
-    finally:
-        ws.close()
-
-
 @pytest.mark.hub
 @pytest.mark.slow
 def test_the_landing_page_runs_on_a_preheated_kernel_and_a_shared_answer_loads_no_model(hub, student):
@@ -119,11 +76,13 @@ def test_the_landing_page_runs_on_a_preheated_kernel_and_a_shared_answer_loads_n
     assert "Using pre-heated kernel" in hub.hub.log()
 
     seen = json.loads(
-        execute(
+        execute_in_kernel(
             base,
+            "student",
             token,
             kernel_id,
-            "import json, os\n"
+            timeout=120,
+            code="import json, os\n"
             "print(json.dumps({k: os.environ.get(k) for k in ('VOILA_PREHEAT', 'QUERY_STRING')}"
             " | {'focus': app.state.collection}))",
         )
@@ -132,12 +91,14 @@ def test_the_landing_page_runs_on_a_preheated_kernel_and_a_shared_answer_loads_n
     assert seen == {"VOILA_PREHEAT": "True", "QUERY_STRING": f"collection={hub.course}", "focus": hub.course}
 
     answered = json.loads(
-        execute(
+        execute_in_kernel(
             base,
+            "student",
             token,
             kernel_id,
+            timeout=120,
             # the chat's own call (ChatPanel.ask runs it on a worker thread)
-            "import sys\n"
+            code="import sys\n"
             "items = list(app.chat.wb.ask_stream('What do routers keep to decide where packets go?',"
             f" collection={hub.course!r}))\n"
             f"print(json.dumps({{'citations': len(items[-1].citations), 'loaded': [m for m in {MODELS!r} if m in sys.modules]}}))",

@@ -188,17 +188,15 @@ def login_form(client: httpx.Client, base: str, username: str, password: str) ->
     return client.post(f"{base}/hub/login", data=data, follow_redirects=False)
 
 
-def run_in_kernel(base: str, username: str, token: str, code: str, timeout: float = 90) -> str:
-    """Start a kernel in ``username``'s server, run ``code`` over the kernel websocket, return stdout."""
+def execute_in_kernel(
+    base: str, username: str, token: str, kernel_id: str, code: str, timeout: float = 90
+) -> str:
+    """Run ``code`` in the running kernel ``kernel_id`` of ``username``'s server over its
+    websocket; its stdout (a kernel error is a RuntimeError with the traceback)."""
     import websocket
 
-    headers = {"Authorization": f"token {token}"}
-    server = f"{base}/user/{username}"
-    kernel = httpx.post(f"{server}/api/kernels", headers=headers, json={}, timeout=60)
-    kernel.raise_for_status()
-    kernel_id = kernel.json()["id"]
     ws = websocket.create_connection(
-        f"{server.replace('http', 'ws', 1)}/api/kernels/{kernel_id}/channels",
+        f"{base.replace('http', 'ws', 1)}/user/{username}/api/kernels/{kernel_id}/channels",
         header=[f"Authorization: token {token}"],
         timeout=timeout,
     )
@@ -245,6 +243,19 @@ def run_in_kernel(base: str, username: str, token: str, code: str, timeout: floa
         raise TimeoutError(f"kernel did not finish in {timeout}s; output so far: {''.join(out)!r}")
     finally:
         ws.close()
+
+
+def run_in_kernel(base: str, username: str, token: str, code: str, timeout: float = 90) -> str:
+    """Start a kernel in ``username``'s server, run ``code`` in it, return stdout; the kernel
+    is shut down afterwards."""
+    headers = {"Authorization": f"token {token}"}
+    server = f"{base}/user/{username}"
+    kernel = httpx.post(f"{server}/api/kernels", headers=headers, json={}, timeout=60)
+    kernel.raise_for_status()
+    kernel_id = kernel.json()["id"]
+    try:
+        return execute_in_kernel(base, username, token, kernel_id, code, timeout)
+    finally:
         httpx.delete(f"{server}/api/kernels/{kernel_id}", headers=headers, timeout=30)
 
 
