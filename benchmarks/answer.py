@@ -10,8 +10,8 @@ and ingested with real speech recognition, MiniLM and FAISS) it measures:
 - a reference run in the same process: embedding the question alone, which every
   answer pays (the ratio shows how much the rest costs on top of it);
 - Recall@1/5/10 and MRR of ``tests/data/lecture_qa.jsonl`` on that collection;
-- answer quality on the development set (``tests/support/devset.py``: six generated
-  lectures, 97 questions, a tuning and a held-back split), for the captions path (the
+- answer quality on the development set (``tests/support/devset.py``: ten generated
+  lectures, 180 questions, a tuning and a held-back split), for the captions path (the
   exact text, from a page's captions track) and the speech path (tiny.en by default,
   given the collection's glossary of the course's names, ``--glossary none`` without), with the
   extractive answerer and with an LLM stand-in (an OpenAI-compatible server on
@@ -240,7 +240,7 @@ class ReaderLLM(FakeLLM):
 
 def course_glossary() -> list[str]:
     """The development course's glossary, as its instructor would type it: the names of
-    all six lectures (``benchmarks.transcribe.lecture_glossary``), numbers not included."""
+    all ten lectures (``benchmarks.transcribe.lecture_glossary``), numbers not included."""
     from benchmarks.transcribe import lecture_glossary
 
     return list(dict.fromkeys(t for lec in devset.lectures() for t in lecture_glossary(lec)))
@@ -258,7 +258,7 @@ def _home_key(path: str, settings_kw: dict, glossary: list[str] | None = None) -
 def dev_workbench(
     path: str, root: Path, settings_kw: dict, fresh: bool = False, glossary: list[str] | None = None
 ):
-    """A Workbench whose collection "Course" holds the six development lectures, ingested
+    """A Workbench whose collection "Course" holds the development lectures, ingested
     through ``path`` (captions or speech; ``glossary``: the collection's, which speech
     recognition is given); returns it, the timed lectures and the video ids."""
     from vidrag_kernel import Workbench

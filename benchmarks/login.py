@@ -47,6 +47,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import save, table  # noqa: E402
+from hub_config.options import free_port  # noqa: E402
 
 USER = "student"
 PASSWORD = "login-benchmark-password"
@@ -62,21 +63,13 @@ def _uptime() -> str:
         return "load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Launch:
     """``python -m hub_config.launch`` on ``home`` with a pool of ``pool`` kernels; stopped as Ctrl-C would."""
 
     def __init__(self, home: Path, pool: int) -> None:
         self.home, self.pool = home, pool
         self.token = secrets.token_hex(16)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log_path = home / f"launch-pool{pool}.log"
@@ -97,8 +90,8 @@ class Launch:
             VIDRAG_HOME=str(self.home),
             VIDRAG_DEMO_PASSWORD=PASSWORD,
             VIDRAG_HUB_PORT=str(self.port),
-            VIDRAG_HUB_API_PORT=str(_free_port()),
-            VIDRAG_PROXY_API_PORT=str(_free_port()),
+            VIDRAG_HUB_API_PORT=str(free_port()),
+            VIDRAG_PROXY_API_PORT=str(free_port()),
             VIDRAG_PREHEAT_KERNELS=str(self.pool),
             VIDRAG_HUB_EXTRA_CONFIG=str(extra),
             PATH=f"{ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}",

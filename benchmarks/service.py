@@ -13,8 +13,8 @@ grant. Then:
   ``POST collections/{id}/search`` for ``--seconds``, then ``POST collections/{id}/ask``
   (the extractive answerer: no LLM is configured) for ``--seconds``, with the questions
   of ``tests/data/devset/questions.jsonl`` in a fixed order (each student starts at its
-  own offset), after a warm-up
-  that is not counted: requests per second, p50 and p95,
+  own place in them, and at its own moment of the first pause), in one session: a
+  warm-up that is not counted, then the timed window: requests per second, p50 and p95,
   errors by status, and the CPU seconds the hub, the proxy, the service and this
   client spent during each phase (on a machine shared with other work, latency is
   mostly waiting for a core; the CPU figures say who used them);
@@ -230,23 +230,35 @@ def _cpu(procs) -> dict[str, float]:
 
 
 async def _drive(
-    url: str, tokens: list[str], bodies: list[dict], seconds: float, think: float = 0.0
-) -> list[tuple]:
-    """Each token a closed-loop client for ``seconds`` (pausing about ``think`` seconds
-    between requests): (latency, status) per request."""
+    url: str, tokens: list[str], bodies: list[dict], warmup: float, seconds: float, think: float = 0.0
+) -> tuple[list[tuple], list[tuple], int]:
+    """Each token a closed-loop client (pausing about ``think`` seconds between requests)
+    for ``warmup + seconds``: the (latency, status, text) of the requests it started in
+    the timed window, of every student's very first request, and how many were sent.
+
+    One continuous session, as a class is: each student starts at a random moment of the
+    first ``think`` seconds (a class does not press Enter in the same millisecond) and
+    the timed window follows the warm-up without a new start, so it measures the steady
+    state. The first requests are returned apart: with ``think`` 0 they are 50 requests
+    sent at once, the burst a load test's ramp-up avoids, reported on its own."""
     import random
 
     import httpx
 
-    done: list[tuple] = []
-    deadline = time.monotonic() + seconds
+    timed: list[tuple] = []
+    first: list[tuple] = []
+    sent = 0
+    begin = time.monotonic()
+    window, deadline = begin + warmup, begin + warmup + seconds
     limits = httpx.Limits(max_connections=len(tokens) + 5, max_keepalive_connections=len(tokens) + 5)
 
     async def student(i: int, token: str, client: httpx.AsyncClient) -> None:
+        nonlocal sent
         headers = {"Authorization": f"token {token}"}
         pauses = random.Random(i)  # the same pauses on every run
         n = i * 7  # each student walks the questions from its own place
-        while time.monotonic() < deadline:
+        await asyncio.sleep(think * pauses.random())
+        while (start := time.monotonic()) < deadline:
             body = bodies[n % len(bodies)]
             n += 1
             t0 = time.perf_counter()
@@ -255,13 +267,18 @@ async def _drive(
                 status, said = reply.status_code, "" if reply.status_code == 200 else reply.text[:300]
             except httpx.HTTPError as exc:
                 status, said = type(exc).__name__, str(exc)[:300]
-            done.append((time.perf_counter() - t0, status, said))
+            sample = (time.perf_counter() - t0, status, said)
+            sent += 1
+            if n == i * 7 + 1:
+                first.append(sample)
+            if start >= window:
+                timed.append(sample)
             if think > 0:
                 await asyncio.sleep(think * pauses.uniform(0.5, 1.5))
 
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         await asyncio.gather(*(student(i, t, client) for i, t in enumerate(tokens)))
-    return done
+    return timed, first, sent
 
 
 def load(
@@ -273,38 +290,42 @@ def load(
     questions = [q.question for q in devset.questions()]
     bodies = [{"query": q, "k": 5} if endpoint == "search" else {"question": q} for q in questions]
     url = f"{base}/api/collections/{cid}/{endpoint}"
-    if warmup > 0:
-        asyncio.run(_drive(url, tokens, bodies, warmup, think))
     procs = hub.hub.processes()
     before, c0, t0 = _cpu(procs), time.process_time(), time.perf_counter()
-    done = asyncio.run(_drive(url, tokens, bodies, seconds, think))
+    done, first, sent = asyncio.run(_drive(url, tokens, bodies, warmup, seconds, think))
     elapsed = time.perf_counter() - t0
     after, client_cpu = _cpu(procs), time.process_time() - c0
     ok = [lat for lat, status, _ in done if status == 200]
-    errors = Counter(str(status) for _, status, _ in done if status != 200)
+    errors = Counter(str(status) for _, status, _ in done + first if status != 200)
     # what the first few refusals said (the service's messages never hold a token)
-    said = list(dict.fromkeys(f"{status}: {text}" for _, status, text in done if status != 200))[:5]
+    said = list(dict.fromkeys(f"{status}: {text}" for _, status, text in done + first if status != 200))[:5]
+    first_ok = [lat for lat, status, _ in first if status == 200]
     row = {
         "endpoint": endpoint,
         "users": len(tokens),
         "think_s": think,
-        "seconds": round(elapsed, 1),
+        "seconds": seconds,
         "requests": len(done),
-        "rps": len(ok) / elapsed,
+        "rps": len(ok) / seconds,
         "p50_ms": _ms(ok, 0.5),
         "p95_ms": _ms(ok, 0.95),
         "max_ms": max(ok) * 1000 if ok else float("nan"),
         "errors": sum(errors.values()),
         "errors_by_status": dict(errors) or "-",
         "error_samples": said or "-",
+        # every student's first request (the ramp-up; with think 0, all sent at once)
+        "first_p95_ms": _ms(first_ok, 0.95),
     }
+    # CPU over the whole session (warm-up included), per request of it
+    requests = max(1, sent)
     for role in ("service", "hub", "proxy"):
         row[f"cpu_{role}_s"] = after.get(role, 0.0) - before.get(role, 0.0)
     row["cpu_client_s"] = client_cpu
+    row["wall_s"] = round(elapsed, 1)
     # CPU per request, service and hub: what a busy machine inflates least (the wall
     # figures above are mostly waiting for a core when other work shares the machine)
     for role in ("service", "hub"):
-        row[f"{role}_cpu_ms_per_request"] = row[f"cpu_{role}_s"] / max(1, len(done)) * 1000
+        row[f"{role}_cpu_ms_per_request"] = row[f"cpu_{role}_s"] / requests * 1000
     return row
 
 

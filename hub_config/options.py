@@ -59,11 +59,21 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for a service whose port is not configured)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now (for a service whose port is not configured), and
+    never one this process was given before: the kernel may offer a port again as soon as
+    the probing socket closes, and two ports asked for in a row once came out equal (the
+    proxy's public and API ports, in a CI run: EADDRINUSE)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 class VidragHubOptions(Configurable):

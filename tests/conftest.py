@@ -15,6 +15,9 @@ from tests.support.speech import LECTURE, Lecture, encode, speak
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the suite transcribes with tiny.en, about twice as fast as the default model (base);
+# the tests of base itself ask for it by name (tests/test_transcribe_models.py)
+os.environ.setdefault("VIDRAG_WHISPER_MODEL", "tiny.en")
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +119,22 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def dense128(tmp_path_factory):
+    """A 128-dimension sentence-transformers model in a directory: the bundled MiniLM with
+    a 384 -> 128 ``Dense`` layer (tests of another embedder's dimension, and of a pipeline
+    ONNX Runtime does not run)."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+
+    from vidrag_kernel.embed import default_model_path
+
+    torch.manual_seed(0)  # the projection is random: the same one on every run
+    base = SentenceTransformer(default_model_path(), device="cpu")
+    dense = models.Dense(384, 128, bias=False, activation_function=torch.nn.Identity())
+    model = SentenceTransformer(modules=[*base, dense, models.Normalize()], device="cpu")
+    path = tmp_path_factory.mktemp("models") / "minilm-dense-128"
+    model.save(str(path))
+    return path.resolve()

@@ -12,7 +12,8 @@ import pytest
 from tests.support.cli import vidrag
 from tests.support.fake_llm import FakeLLM
 from vidrag_kernel import Workbench
-from vidrag_kernel.answer.questions import parts, wants
+from vidrag_kernel.answer.extractive import ANSWERABLE, ASK_SHARE_WEIGHT, MIN_SIMILARITY, answerable, gives
+from vidrag_kernel.answer.questions import measure, parts, predicate, wants
 from vidrag_kernel.answer.types import Answer
 from vidrag_kernel.citations import cited_numbers, clean_markers, resolve, split_sentences, strip_markers
 from vidrag_kernel.errors import InvalidInput
@@ -68,6 +69,111 @@ def test_citations_map_one_to_one_to_markers():
 )
 def test_the_kind_of_answer_a_question_wants(question, kind):
     assert wants(question) == kind
+
+
+@pytest.mark.parametrize(
+    "question, want",
+    [
+        ("In which year did Gutenberg die?", ("year", None)),
+        ("How much did the first batch of penicillin cost to make?", ("money", None)),
+        ("How deep is the Mariana Trench?", ("length", None)),
+        ("How warm do bees keep their winter cluster?", ("temperature", None)),
+        ("How many people died in the eruption?", ("count", None)),
+        ("For how many minutes should dough be kneaded?", ("count", "minutes")),
+        ("When did Wegener die?", ("year", None)),
+        # a moment, not said which kind: any number answers
+        ("When does dough rise fastest?", None),
+        ("How much salt do bakers add?", None),
+        ("How much did the watch weigh?", ("weight", None)),
+        # a size may be a length, a count or a sum of money
+        ("How big was the reward?", None),
+    ],
+)
+def test_the_kind_of_number_a_question_wants(question, want):
+    assert measure(question) == want
+
+
+@pytest.mark.parametrize(
+    "question, sentence, answers",
+    [
+        # a date and a distance are not how many people died
+        (
+            "How many people died in the Krakatoa eruption?",
+            "The eruption of Krakatoa in 1883 was heard almost five thousand kilometres away.",
+            False,
+        ),
+        (
+            "How many copies were printed?",
+            "The Bible was finished around 1455, and about 180 copies were printed.",
+            True,
+        ),
+        ("How far away was the eruption heard?", "It was heard almost five thousand kilometres away.", True),
+        (
+            "How much did a copy cost?",
+            "The Bible was finished around 1455, and about 180 copies were printed.",
+            False,
+        ),
+        (
+            "How much did a copy cost?",
+            "A copy cost about thirty florins, three years of a clerk's pay.",
+            True,
+        ),
+        ("In what year did Ohm die?", "Ohm showed the law that bears his name in 1827.", True),
+        ("In what year did Ohm die?", "Ohm measured twenty wires.", False),
+        # "in the Pacific" is where it happened, not the ship's name
+        (
+            "What was the name of the ship that lost the ducks?",
+            "In 1992 a ship lost twenty-eight thousand rubber ducks in the Pacific.",
+            False,
+        ),
+        (
+            "Who found superconductivity?",
+            "Heike Kamerlingh Onnes discovered superconductivity in 1911.",
+            True,
+        ),
+        ("How many comparisons does it need?", "It needs only a logarithmic number of comparisons.", True),
+        # years and lengths as speech recognition writes them
+        ("In what year was the battery built?", "In 1,800 Volta built the first battery.", True),
+        ("In what year was Hubble launched?", "Hubble was launched in nineteen hundred ninety.", True),
+        ("How far away was it heard?", "It was heard almost 5,000 kilometers away.", True),
+        # the first name of the person asked about is not who taught him
+        ("Who taught Langstroth?", "The hive was designed by Lorenzo Langstroth in 1851.", False),
+        ("Which mountain has observatories?", "They are built on mountains such as Mauna Kea.", True),
+        # a weight is not a time, a year or a sum of money
+        ("How much did the watch weigh?", "The watch lost only five seconds on a voyage in 1761.", False),
+        ("How much did the watch weigh?", "The watch weighed about one and a half kilograms.", True),
+        # "where" is answered by a place after a preposition of place, named or not
+        ("Where does magma rise?", "Melted rock called magma rises at subduction zones.", True),
+        ("Where was Galileo when he saw it?", "Galileo noticed that a pendulum keeps the same beat.", False),
+        # ...but not by the question's own thing after one ("no-dist at" is "noticed that" misheard)
+        (
+            "Where was Galileo when he noticed the beat of a pendulum?",
+            "Galileo no-dist at a swinging pendulum keeps the same beat.",
+            False,
+        ),
+        ("Where was Galileo when he noticed the beat?", "Galileo noticed it in Pisa cathedral.", True),
+    ],
+)
+def test_a_sentence_gives_the_kind_of_answer_asked_for(question, sentence, answers):
+    assert gives(wants(question), sentence, question) is answers
+
+
+def test_what_a_question_asks_about_the_thing_it_names():
+    assert predicate("In which year did Gutenberg die?") == ["die"]
+    assert predicate("Who discovered penicillin by accident?") == ["discovered", "penicillin", "accident"]
+
+
+def test_a_specific_question_is_answered_by_one_score_against_one_threshold():
+    # similarity and the share of the question's own ask trade against each other
+    share = 0.5
+    at = ANSWERABLE - ASK_SHARE_WEIGHT * share
+    assert answerable(at + 0.01, share) and not answerable(at - 0.01, share)
+    assert answerable(ANSWERABLE + 0.01, 0.0) and not answerable(ANSWERABLE - 0.01, 0.0)
+    # however close in meaning, a sentence without the kind asked for does not answer
+    assert not answerable(0.95, 1.0, gives_kind=False)
+    # an open question ("how", "why") needs only closeness in meaning, not the ask's words
+    assert answerable(MIN_SIMILARITY + 0.01, 0.0, specific=False)
+    assert not answerable(MIN_SIMILARITY - 0.01, 1.0, specific=False)
 
 
 def test_a_question_asking_two_things_has_two_parts():
@@ -224,10 +330,17 @@ def test_llm_answer_with_checked_citations_usage_and_latency(llm_wb, llm, ingest
         if len(cited_numbers(claim)) != 1:
             continue
         c = next(c for c in answer.citations if c.n == cited_numbers(claim)[0])
-        said = max(ingested.lecture.sentences, key=lambda s: _overlap(s.text, strip_markers(claim)))
-        # the span is the transcript sentence quoted (ASR may cut a spoken sentence in two)
-        assert c.quote and _covered(c.quote, strip_markers(claim)) >= 0.6, (claim, c)
-        assert said.start - 1.5 <= c.start <= said.end and c.end <= said.end + 1.5, (claim, said, c)
+        # the spoken sentences the claim quotes: usually one, but ASR may join two into one
+        # transcript sentence when it hears no full stop (a CI run heard "...by guillotine
+        # Third, binary search..."), and may also cut one in two
+        text = strip_markers(claim)
+        spoken = [s for s in ingested.lecture.sentences if _covered(s.text, text) >= 0.6] or [
+            max(ingested.lecture.sentences, key=lambda s: _overlap(s.text, text))
+        ]
+        first, last = spoken[0], spoken[-1]
+        # the span is the transcript sentence quoted, not the passage around it
+        assert c.quote and _covered(c.quote, text) >= 0.6, (claim, c)
+        assert first.start - 1.5 <= c.start <= last.end and c.end <= last.end + 1.5, (claim, spoken, c)
         assert c.link.endswith(f"#t={int(c.start)}")
     assert answer.flagged == []  # the fake model quotes its sources, so every sentence is supported
     prompt = llm.last["messages"][-1]["content"]

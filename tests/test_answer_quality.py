@@ -1,4 +1,4 @@
-"""Answer quality on the development set's six lectures (captions path, real ingest):
+"""Answer quality on the development set's ten lectures (captions path, real ingest):
 floors on every figure of both splits, citations start where the supporting sentence
 starts, questions the videos do not answer are refused with related passages, a question
 spanning two lectures cites both, and an LLM's citation resolves to the sentence that
@@ -29,10 +29,10 @@ def _question(qid: str) -> devset.DevQuestion:
 def test_the_development_set_is_whole_and_split_by_lecture():
     lectures = {lec.id: lec for lec in devset.lectures()}
     questions = devset.questions()
-    assert len(lectures) >= 6 and len(questions) >= 70
+    assert len(lectures) >= 8 and len(questions) >= 130
     assert len({q.id for q in questions}) == len(questions)
     kinds = Counter(q.kind for q in questions)
-    assert kinds["unanswerable"] >= 10 and kinds["cross"] >= 6 and kinds["cue"] >= 8
+    assert kinds["unanswerable"] >= 20 and kinds["cross"] >= 10 and kinds["cue"] >= 10
     assert kinds["name"] >= 10 and kinds["number"] >= 10
     for q in questions:
         # a question belongs to the split of every lecture it is about: no leak between splits
@@ -50,7 +50,7 @@ def test_the_development_set_is_whole_and_split_by_lecture():
 
 @pytest.fixture(scope="module")
 def course(request, tmp_path_factory):
-    """The six lectures ingested from their pages' captions tracks, with their true times
+    """The ten lectures ingested from their pages' captions tracks, with their true times
     (each split's questions see the other lectures as distractors)."""
     media = tmp_path_factory.mktemp("devset-media")
     timed = devset.build_media(request.config.cache.mkdir("vidrag-devset") / "audio", media)
@@ -82,23 +82,23 @@ def test_generated_speech_keeps_the_stored_sentence_times(course):
 # fixture measures (the held-back split was never tuned on; the speech path's figures are
 # benchmarks/answer.py's): a change that makes answers worse on either split fails here
 FLOORS = {
-    # measured (six lectures, these settings): 0.945, 0.855, 0.855, 0.5 (4 of 8)
+    # measured (ten lectures, these settings): 0.954, 0.874, 0.874, 1.0 (17 of 17)
     "tuning": {
-        "keyword_accuracy": 0.92,
-        "first_citation_hit": 0.83,
-        "seek_accuracy": 0.83,
-        "refusal_accuracy": 0.5,
+        "keyword_accuracy": 0.94,
+        "first_citation_hit": 0.86,
+        "seek_accuracy": 0.86,
+        "refusal_accuracy": 0.94,
     },
-    # measured: 0.933, 0.967, 0.967, 0.75 (3 of 4)
+    # measured: 0.921, 0.905, 0.905, 0.769 (10 of 13)
     "heldback": {
         "keyword_accuracy": 0.9,
-        "first_citation_hit": 0.93,
-        "seek_accuracy": 0.93,
-        "refusal_accuracy": 0.75,
+        "first_citation_hit": 0.89,
+        "seek_accuracy": 0.89,
+        "refusal_accuracy": 0.69,
     },
 }
-# measured: 0.018 (1 of 55) and 0.0 (of 30); one more false refusal on either still passes
-CEILINGS = {"tuning": {"false_refusal_rate": 0.04}, "heldback": {"false_refusal_rate": 0.04}}
+# measured: 1 of 87 and 2 of 63; one more false refusal on either still passes
+CEILINGS = {"tuning": {"false_refusal_rate": 0.025}, "heldback": {"false_refusal_rate": 0.05}}
 
 
 @pytest.mark.slow
@@ -131,8 +131,17 @@ def test_the_first_citation_starts_at_the_supporting_sentence(course, qid):
 
 @pytest.mark.parametrize(
     "question",
-    [_question("ou1").question, "What is the capital of Australia?"],
-    ids=["on-topic", "off-topic"],
+    [
+        _question("ou1").question,
+        # a date the lecture gives for other events of that man's life, not this one
+        _question("pu2").question,
+        # "Hubble" is in a passage, but only as the telescope's own name, not the astronaut's
+        _question("su2").question,
+        # the best sentence gives names, but not Fleming's: it is about Florey and Chain
+        _question("au1").question,
+        "What is the capital of Australia?",
+    ],
+    ids=["on-topic", "on-topic-date", "on-topic-name", "on-topic-other-person", "off-topic"],
 )
 def test_questions_the_videos_do_not_answer_are_refused(course, question):
     wb, _, ids = course

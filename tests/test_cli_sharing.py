@@ -76,6 +76,16 @@ def test_expiry_values_read_as_days():
         expiry_days("next tuesday")
 
 
+def test_no_token_starts_with_a_dash_so_the_command_line_takes_every_one():
+    from vidrag_hub.sharing import TOKEN_BYTES, new_token
+
+    # one token_urlsafe draw in 64 starts with "-", which argparse reads as an option
+    # (a CI run once failed on `vidrag links redeem -YzPr…`); 3,000 draws all but surely hit it
+    tokens = [new_token() for _ in range(3000)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert len(set(tokens)) == len(tokens) and all(len(t) >= TOKEN_BYTES * 4 // 3 for t in tokens)
+
+
 def test_sharing_commands_outside_a_hub_say_they_need_the_service(tmp_path):
     done = vidrag(tmp_path / "home", "members", "Course", env={"JUPYTERHUB_API_URL": ""})
     assert refused(done) == f"vidrag: error: {NO_SERVICE}"

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub_config.options import free_port  # one port picker: never the same port twice
 from tests.support.browser import (
     SMALL_CHUNKS,
     Shots,
@@ -242,19 +243,11 @@ def test_voila_notebook_executes(tmp_path):
 
 
 # -- the real browser ------------------------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PanelServer:
     """``panel serve dashboards/apps/*.py`` on a free port, in its own process group."""
 
     def __init__(self, home: Path, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.home = home
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDRAG_", "JUPYTERHUB_"))}
         env.update(
@@ -264,6 +257,8 @@ class PanelServer:
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
             TOKENIZERS_PARALLELISM="false",
+            # the suite's speech model (tests/conftest.py)
+            VIDRAG_WHISPER_MODEL=os.environ.get("VIDRAG_WHISPER_MODEL", "tiny.en"),
             **SMALL_CHUNKS,
         )
         self.log = log

@@ -26,6 +26,7 @@ from tests.support.browser import (
     clock,
     describe_violations,
     stylesheet_links,
+    wait_for_chat,
     workbench_session,
 )
 from tests.support.hub import Hub, hub_env
@@ -61,15 +62,16 @@ def _log_in(browser, hub, user: str, shot_name: str):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    shot = Shots(page, shot_name)
+    shot = Shots(page, shot_name, log=hub.log)
     page.set_default_timeout(60_000)
-    page.goto(f"{hub.url}/hub/login")
-    page.locator("input[name=username]").fill(user)
-    page.locator("input[name=password]").fill(PASSWORD)
-    shot("login")
-    page.locator("input[name=password]").press("Enter")
-    page.wait_for_url(f"{hub.url}{LANDING.format(user=user)}*", timeout=180_000)
-    page.get_by_text("New conversation").first.wait_for(timeout=180_000)
+    with shot.on_failure():
+        page.goto(f"{hub.url}/hub/login")
+        page.locator("input[name=username]").fill(user)
+        page.locator("input[name=password]").fill(PASSWORD)
+        shot("login")
+        page.locator("input[name=password]").press("Enter")
+        page.wait_for_url(f"{hub.url}{LANDING.format(user=user)}*", timeout=180_000)
+        wait_for_chat(page, shot)
     return page, shot, errors
 
 

@@ -31,10 +31,25 @@ def test_a_keyword_number_is_found_however_it_is_written():
     assert holds_keyword("In 1,800 Volta built the first battery.", "1800")
     assert holds_keyword("could kill 10 million people", "ten million")
     assert holds_keyword("Fifty times a second", "50") and holds_keyword("twenty-eight ducks", "28")
+    # speech recognition's way of writing what the script said
+    assert holds_keyword("reaches almost 11 ,000 meters", "eleven thousand metres")
+    assert holds_keyword("about two and a half centimeters a year", "centimetres")
+    assert not holds_keyword("reaches almost 12 ,000 meters", "eleven thousand")
     # a different number is not the keyword
     assert not holds_keyword("It reverses 60 times in Europe.", "fifty")
     assert not holds_keyword("In 1,700 he published a map.", "1770")
     assert not holds_keyword("twenty-nine ducks", "28")
+    # two numbers joined by "and" stay two numbers; "and" after "hundred" joins one
+    assert holds_keyword("between five and ten times", "10")
+    assert holds_keyword("six hundred and eight", "608") and holds_keyword("nineteen hundred ninety", "1990")
+
+
+def test_numbers_said_in_words_have_one_reading():
+    from vidrag_kernel.answer.numbers import value
+
+    assert value("nineteen hundred ninety") == 1990 and value("twenty-eight thousand") == 28000
+    assert value("one thousand six hundred and eight") == 1608 and value("fifty") == 50
+    assert value("and") is None and value("ducks") is None
 
 
 def _hit(video_id: str, start: float, end: float) -> SearchHit:

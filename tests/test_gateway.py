@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from hub_config.options import free_port  # one port picker: never the same port twice
 from tests.support.lectures import TOPICS, contents, make_lectures, same
 from tests.support.settings import make_settings
 
@@ -29,24 +29,20 @@ PASSWORD = "vidrag-gateway-test"
 USER = "instructor"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class GatewayServer:
     """``dask-gateway-server`` in a child process, with a config file as an operator writes one."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.api_port, self.port = _free_port(), _free_port()
+        self.api_port, self.port = free_port(), free_port()
         self.address = f"http://127.0.0.1:{self.port}"
         bin_dir = Path(sys.executable).parent
         environment = {
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
+            # the suite's speech model (tests/conftest.py), as the serial run in this process uses
+            "VIDRAG_WHISPER_MODEL": os.environ.get("VIDRAG_WHISPER_MODEL", "tiny.en"),
             # what hub_config/dask-gateway-values.yaml gives its clusters' schedulers too
             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "2",
         }

@@ -271,3 +271,13 @@ def test_the_services_signing_secrets_outlive_a_hub_restart(monkeypatch, tmp_pat
     assert one["environment"]["VIDRAG_COOKIE_SECRET"] != one["environment"]["VIDRAG_RUN_TOKEN_SECRET"]
     secret = tmp_path / "data" / "hub" / "vidrag-run-token-secret"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_free_ports_are_never_handed_out_twice():
+    from hub_config.options import free_port
+
+    # the kernel may offer a just-closed port again: a CI run once got the proxy's public
+    # and API ports equal (EADDRINUSE); 300 draws from ~28,000 ephemeral ports all but
+    # surely repeat one without the memo
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)

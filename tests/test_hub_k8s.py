@@ -137,6 +137,18 @@ def test_the_chart_values_register_the_service_where_it_listens(service, values)
     )
 
 
+def test_the_chart_values_preheat_the_landing_dashboard_as_make_run_does():
+    from hub_config.options import VidragHubOptions
+    from hub_config.spawning import landing_path, preheat_args
+
+    base = yaml.safe_load(VALUES.read_text())
+    opts = VidragHubOptions()
+    assert opts.preheat_kernels == 1
+    assert base["hub"]["config"]["KubeSpawner"]["args"] == preheat_args(opts)
+    # the pool is for the page people land on
+    assert base["singleuser"]["defaultUrl"] == landing_path(opts)
+
+
 def test_postgres_is_reached_by_the_service_only(service):
     pg = documents("postgres.yaml")
     stateful = pg[("StatefulSet", "vidrag-postgres")]

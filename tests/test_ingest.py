@@ -289,3 +289,14 @@ def test_ingest_into_a_new_collection_name_creates_it_and_says_so(tmp_path, medi
     assert "Created collection 'Physics 2'" in r.stderr
     r = vidrag(home, "collections", "list", "--json")
     assert "Physics 2" in r.stdout
+
+
+def test_plans_estimate_speech_by_the_model_that_will_transcribe(monkeypatch):
+    from vidrag_kernel.ingest import ASR_SPEED, asr_speed
+
+    assert asr_speed("tiny.en") == ASR_SPEED["tiny.en"] > asr_speed("base") == ASR_SPEED["base"]
+    assert asr_speed("/models/my-large-v3") == ASR_SPEED["base"]  # unknown: no faster than base
+    monkeypatch.delenv("VIDRAG_WHISPER_MODEL", raising=False)
+    assert asr_speed(None) == ASR_SPEED["base"]  # the default model
+    monkeypatch.setenv("VIDRAG_WHISPER_MODEL", "tiny.en")
+    assert asr_speed(None) == ASR_SPEED["tiny.en"]

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import Shots, ask, check_accessibility, clock, describe_violations, player_position
+from tests.support.browser import (
+    Shots,
+    ask,
+    check_accessibility,
+    clock,
+    describe_violations,
+    player_position,
+    wait_for_chat,
+)
 from tests.support.service import PASSWORD, ServiceHub
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
@@ -45,14 +53,14 @@ def hub(tmp_path_factory):
     assert hub.stop() == []
 
 
-def new_page(browser, name: str):
+def new_page(browser, name: str, hub):
     """A fresh browser context (its own cookies: another person) and its page."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    return page, Shots(page, f"join/{name}"), errors
+    return page, Shots(page, f"join/{name}", log=hub.hub.log), errors
 
 
 def hub_login(page, user: str) -> None:
@@ -62,12 +70,12 @@ def hub_login(page, user: str) -> None:
     page.locator("input[name=password]").press("Enter")
 
 
-def sharing_card(page, hub) -> None:
+def sharing_card(page, hub, shot) -> None:
     """The instructor's workbench on the Collections tab, the shared course in focus."""
     page.goto(f"{hub.hub.url}/hub/login")
     hub_login(page, "instructor")
     page.wait_for_url(f"{hub.hub.url}{LANDING.format(user='instructor')}*", timeout=240_000)
-    page.get_by_text("New conversation").first.wait_for(timeout=180_000)
+    wait_for_chat(page, shot)
     page.get_by_role("tab", name="Collections").click()
     page.get_by_label("Collection", exact=True).select_option(label="Sample course · shared by you")
     page.get_by_text("Share links").wait_for()
@@ -75,9 +83,9 @@ def sharing_card(page, hub) -> None:
 
 def test_a_student_joins_by_link_and_a_revoked_link_says_so(hub, browser):
     # 1. the instructor makes a link in the Sharing card
-    teacher, shot, teacher_errors = new_page(browser, "instructor")
+    teacher, shot, teacher_errors = new_page(browser, "instructor", hub)
     with shot.on_failure():
-        sharing_card(teacher, hub)
+        sharing_card(teacher, hub, shot)
         teacher.get_by_role("button", name="Create link").click()
         teacher.get_by_text("shown only this once").wait_for()
         link = teacher.get_by_label("New share link").input_value()
@@ -87,7 +95,7 @@ def test_a_student_joins_by_link_and_a_revoked_link_says_so(hub, browser):
         link = hub.hub.url + link
 
     # 2. a student opens it: the hub's login first, then the join page
-    student, shot, student_errors = new_page(browser, "student")
+    student, shot, student_errors = new_page(browser, "student", hub)
     with shot.on_failure():
         student.goto(link)
         student.wait_for_url(re.compile(r".*/hub/login.*"))
@@ -101,7 +109,7 @@ def test_a_student_joins_by_link_and_a_revoked_link_says_so(hub, browser):
         student.get_by_role("button", name="Accept and open the chat").click()
         # the hub starts the student's server and sends the browser to the chat
         student.wait_for_url(f"{hub.hub.url}{LANDING.format(user='student')}?collection=*", timeout=240_000)
-        student.get_by_text("New conversation").first.wait_for(timeout=180_000)
+        wait_for_chat(student, shot)
         scope = student.get_by_label("Ask", exact=True)
         assert "Sample course" in scope.locator("option:checked").inner_text(), scope.inner_html()
         shot("chat")
@@ -128,7 +136,7 @@ def test_a_student_joins_by_link_and_a_revoked_link_says_so(hub, browser):
         teacher.locator(".vidrag-links-table").get_by_text("revoked").wait_for()
     assert not teacher_errors, teacher_errors
 
-    late, shot, _ = new_page(browser, "student2")
+    late, shot, _ = new_page(browser, "student2", hub)
     with shot.on_failure():
         late.goto(link)
         late.wait_for_url(re.compile(r".*/hub/login.*"))

@@ -7,7 +7,6 @@ saved to disk and loaded by path."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,23 +21,6 @@ from vidrag_kernel.errors import Conflict
 from vidrag_kernel.indexing import add_videos_to_index, open_index, write_chunks
 
 QUESTION = "How was the French king put to death?"
-
-
-@pytest.fixture(scope="session")
-def dense128(tmp_path_factory) -> Path:
-    """A 128-dimension sentence-transformers model in a directory."""
-    import torch
-    from sentence_transformers import SentenceTransformer, models
-
-    from vidrag_kernel.embed import default_model_path
-
-    torch.manual_seed(0)  # the projection is random: the same one on every run
-    base = SentenceTransformer(default_model_path(), device="cpu")
-    dense = models.Dense(384, 128, bias=False, activation_function=torch.nn.Identity())
-    model = SentenceTransformer(modules=[*base, dense, models.Normalize()], device="cpu")
-    path = tmp_path_factory.mktemp("models") / "minilm-dense-128"
-    model.save(str(path))
-    return path.resolve()
 
 
 @pytest.fixture

@@ -153,3 +153,94 @@ def test_embed_cached_embeds_each_new_text_once_and_stays_bounded(monkeypatch):
     assert counting.seen[-2:] == ["g h", "c d"]  # "c d" had gone; "e f" had not
     assert len(embed._memos[("hashing", "counting-test", counting.dim)]) == 3
     assert embed.embed_cached(counting, []).shape == (0, counting.dim)
+
+
+def test_concurrent_questions_share_forward_passes_and_get_their_own_vectors():
+    """The service's threads embed questions at once: they share passes of the real
+    MiniLM, and each caller gets the vector it would have got alone."""
+    import threading
+
+    from vidrag_kernel import embed
+    from vidrag_kernel.settings import Settings
+
+    embedder = embed.get_embedder(Settings())
+    questions = [f"What did lecture {i} say about voltage and current?" for i in range(24)]
+    alone = embedder.embed(questions)
+    combiner = embedder._combined
+    passes, calls = combiner.passes, combiner.calls
+    got: dict[int, object] = {}
+    start = threading.Barrier(8)
+
+    def ask(worker: int) -> None:
+        start.wait()
+        for i in range(worker, len(questions), 8):
+            got[i] = embedder.embed_query(questions[i])
+
+    threads = [threading.Thread(target=ask, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert combiner.calls - calls == len(questions)
+    assert combiner.passes - passes < len(questions)  # some callers shared a pass
+    for i, question in enumerate(questions):
+        # padding to the batch's longest text moves the figures in the sixth decimal only
+        assert got[i] == pytest.approx(alone[i], abs=1e-4), question
+
+
+def test_a_failed_combined_pass_reaches_every_caller_and_the_next_pass_runs():
+    import threading
+
+    from vidrag_kernel import embed
+
+    inside = threading.Event()
+    release = threading.Event()
+
+    def encode(texts):
+        if "slow" in texts:
+            inside.set()
+            release.wait(10)
+        if "bad" in texts:
+            raise ValueError("the model failed")
+        return embed.HashingEmbedder().embed(texts)
+
+    combiner = embed.Combiner(encode)
+    results: dict[str, object] = {}
+
+    def call(text: str) -> None:
+        try:
+            results[text] = combiner([text])
+        except ValueError as exc:
+            results[text] = exc
+
+    first = threading.Thread(target=call, args=("slow",))
+    first.start()
+    assert inside.wait(10)
+    # these two queue behind the pass in progress and share the next one, which fails
+    waiting = [threading.Thread(target=call, args=(t,)) for t in ("bad", "good")]
+    for t in waiting:
+        t.start()
+    while len(combiner._waiting) < 2:
+        threading.Event().wait(0.01)
+    release.set()
+    for t in [first, *waiting]:
+        t.join(10)
+    assert results["slow"].shape == (1, embed.DIM)
+    assert isinstance(results["bad"], ValueError) and isinstance(results["good"], ValueError)
+    assert combiner.passes == 2 and not combiner._busy
+    assert combiner(["after"]).shape == (1, embed.DIM)  # a failure does not wedge it
+
+
+def test_a_retrieved_question_is_not_embedded_again_by_the_answerer():
+    from vidrag_kernel import embed
+    from vidrag_kernel.settings import Settings
+
+    embedder = embed.get_embedder(Settings())
+    question = "Which unit measures the resistance of a wire in this course?"
+    combiner = embedder._combined
+    first = embedder.embed_query(question)
+    calls = combiner.calls
+    [again] = embed.embed_cached(embedder, [question])  # the answerer's look-up
+    assert combiner.calls == calls and again == pytest.approx(first)
+    second = embedder.embed_query(question)  # retrieval always computes
+    assert combiner.calls == calls + 1 and second == pytest.approx(first, abs=1e-5)

@@ -151,13 +151,16 @@ def test_a_worker_killed_while_two_editors_ingest_into_one_collection(service, c
     try:
         collection = service.course("Killed mid-ingest")
         generation = open_index(service.library(OWNER).ctx, collection).generation
+        # the workers' pids before anything runs: asking for them between seeing the task
+        # run and the kill gave a loaded CI machine time to finish it, and it never re-ran
+        pids = cluster.run(os.getpid)
         jobs = submit_together(
             workers, collection, {"bob": slow_pages.url("one.html"), "cam": slow_pages.url("two.html")}
         )
         victim_job = jobs[0]
         wait(workers, victim_job, until=("fetching", "done", "failed"))
         [victim] = [a for a, keys in cluster.processing().items() if any(victim_job in k for k in keys)]
-        pid = cluster.run(os.getpid)[victim]
+        pid = pids[victim] if victim in pids else cluster.run(os.getpid)[victim]  # a worker restarted since
         os.kill(pid, signal.SIGKILL)
 
         for job in jobs:

@@ -38,3 +38,24 @@ def test_the_hub_starts_the_service_and_proxies_to_it(tmp_path):
     finally:
         survivors = hub.stop()
     assert survivors == [], survivors
+
+
+def test_the_service_loads_its_embedding_model_ahead_and_freezes_what_lives_forever(tmp_path):
+    """``vidrag_hub.__main__.warm``: the embedder is loaded before the first question, and
+    the objects alive then are out of the garbage collector's full collections."""
+    import gc
+    from types import SimpleNamespace
+
+    from vidrag_hub.__main__ import warm
+
+    from tests.support.settings import make_settings
+    from vidrag_kernel import embed
+
+    settings = make_settings(tmp_path / "home")
+    gc.unfreeze()
+    try:
+        warm(SimpleNamespace(kernel_settings=settings))
+        assert gc.get_freeze_count() > 10_000  # the libraries and the model
+        assert embed.get_embedder(settings).name in embed._models
+    finally:
+        gc.unfreeze()

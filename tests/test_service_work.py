@@ -229,6 +229,41 @@ def test_a_service_restart_requeues_the_job(workers, service, pages, tmp_path):
         own.close()
 
 
+def test_a_service_stopped_while_its_workers_load_models_stops_without_waiting(tmp_path):
+    """``close()`` from the service's main thread while ``start()`` (in its own thread)
+    still waits for the workers to load their models: start returns quietly, nothing is
+    requeued, and the cluster is gone. (JupyterHub stopped the service this way in a
+    clean-clone CI run, and the hub's own stop timed out waiting for the warm-up.)"""
+    own = Service(tmp_path / "home")
+    runner = IngestWorkers(own.library, own.settings, n_workers=1, whisper_threads=1)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            runner.start()
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    try:
+        deadline = time.monotonic() + 300
+        while runner._client is None and starting.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert runner._client is not None, "the cluster never came up"
+        assert starting.is_alive(), "the models loaded before close() could be tried"
+        runner.close()
+        starting.join(timeout=120)
+        assert not starting.is_alive()
+        assert errors == []
+        assert runner._client is None
+        runner.start()  # a closed runner stays closed
+        assert runner._client is None
+    finally:
+        runner.close()
+        own.close()
+
+
 def test_bad_sources_fail_clearly_and_leave_the_index_as_it_was(workers, service, pages):
     fast, _slow = pages
     collection = service.collection("Failing")

@@ -267,7 +267,7 @@ TRANSCRIBERS.register(
     "faster-whisper",
     "vidrag_kernel.transcribe.faster:FasterWhisperTranscriber",
     requires=("faster_whisper",),
-    description="CTranslate2 Whisper; the bundled tiny.en model unless VIDRAG_WHISPER_MODEL names another",
+    description="CTranslate2 Whisper; the base model (multilingual) unless VIDRAG_WHISPER_MODEL names another",
 )
 TRANSCRIBERS.register(
     "whisperx",

@@ -157,32 +157,14 @@ def first_hit(hits: Sequence, spans: Sequence[Span], video_ids: dict[str, str]) 
     return None
 
 
-_NUMBER_WORDS = {
-    w: i
-    for i, w in enumerate(
-        re.findall(
-            r"\w+",
-            "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-            "fifteen sixteen seventeen eighteen nineteen",
-        )
-    )
-} | {
-    w: 10 * i
-    for i, w in enumerate(re.findall(r"\w+", "twenty thirty forty fifty sixty seventy eighty ninety"), 2)
-}
-_NUMBER_WORD = re.compile(
-    r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")(?:[- ](one|two|three|four|five|six|"
-    r"seven|eight|nine))?\b"
-)
-
-
 def said_numbers(text: str) -> str:
-    """``text`` in lower case with numbers written one way: digits, no thousands commas
-    ("Fifty" and "50", "1,800" and "1800", "twenty-eight" and "28" read the same)."""
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower())
-    return _NUMBER_WORD.sub(
-        lambda m: str(_NUMBER_WORDS[m.group(1)] + _NUMBER_WORDS.get(m.group(2) or "", 0)), text
-    )
+    """``text`` in lower case with numbers written one way (``answer.numbers.digits``:
+    "Fifty" and "50", "1,800" and "1800", "eleven thousand" and speech recognition's
+    "11 ,000" read the same), and "metre" spelled "meter" (speech recognition writes
+    American spelling)."""
+    from .answer.numbers import digits
+
+    return re.sub(r"(?<=[a-z][a-z])tre(s?)\b", r"ter\1", digits(text))
 
 
 def holds_keyword(text: str, keyword: str) -> bool:

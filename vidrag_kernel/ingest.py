@@ -33,9 +33,18 @@ log = logging.getLogger("vidrag.ingest")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 CAPTION_MODES = ("auto", "prefer", "only", "never")
-# Rough cost model for plans, measured on a 2-core machine with tiny.en (see benchmarks/).
-ASR_SPEED = 25.0  # audio seconds per wall second
+# Rough cost model for plans, measured on a 2-core machine (benchmarks/batch.py with tiny.en;
+# base at beam 5 took about twice the CPU in benchmarks/transcribe.py): audio seconds per
+# wall second, by speech model; another model (a name or a directory) counts as base.
+ASR_SPEED = {"tiny.en": 25.0, "base": 12.0}
 CAPTIONS_SECONDS = 3.0
+
+
+def asr_speed(whisper_model: str | None) -> float:
+    """Audio seconds transcribed per wall second with ``whisper_model`` (unset: the default)."""
+    from .transcribe.models import default_model
+
+    return ASR_SPEED.get(whisper_model or default_model(), ASR_SPEED["base"])
 
 
 @dataclass
@@ -131,7 +140,7 @@ class Ingestor:
             if source == "captions":
                 estimate = CAPTIONS_SECONDS
             elif info.duration:
-                estimate = info.duration / ASR_SPEED
+                estimate = info.duration / asr_speed(self._ctx.settings.whisper_model)
             else:
                 estimate = None
             error = None

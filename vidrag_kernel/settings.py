@@ -56,13 +56,17 @@ class Settings:
     # transcribe
     #: VIDRAG_TRANSCRIBER: speech recognition engine: faster-whisper or whisperx.
     transcriber: str = "faster-whisper"
-    #: VIDRAG_WHISPER_MODEL: tiny.en (bundled, the default), base (multilingual, the
-    #: ``multilingual`` extra), a faster-whisper model name, or a model directory.
+    #: VIDRAG_WHISPER_MODEL: base (multilingual; unset means base, see
+    #: ``transcribe.models.default_model``), tiny.en (English only, about twice as fast),
+    #: a faster-whisper model name, or a model directory. Both named ones ship in wheels.
     whisper_model: str | None = None
     #: VIDRAG_WHISPER_COMPUTE_TYPE: CTranslate2 compute type.
     whisper_compute_type: str = "int8"
-    #: VIDRAG_WHISPER_BEAM_SIZE: beam size (1 = greedy, fastest).
-    whisper_beam_size: int = 1
+    #: VIDRAG_WHISPER_BEAM_SIZE: beam size (1 = greedy, fastest). 5 is measured
+    #: (``benchmarks/transcribe.py --beam``, the development set's tuning lectures, with the
+    #: glossary): WER 0.135 -> 0.106 (tiny.en), 0.105 -> 0.082 (base), at 3-20 % more CPU
+    #: (the batched pipeline's encoder dominates, not the beam).
+    whisper_beam_size: int = 5
     #: VIDRAG_WHISPER_LANGUAGE: spoken language code, or auto: a multilingual model
     #: detects it (an English-only model decodes English).
     whisper_language: str = "auto"
@@ -94,6 +98,9 @@ class Settings:
     #: default (every core). The service uses 1 unless set: its requests run side by side, and
     #: two threads per query on two busy cores cost more than they give.
     embed_threads: int = 0
+    #: VIDRAG_EMBED_RUNTIME: ``auto`` (ONNX Runtime where it gives PyTorch's vectors, else
+    #: PyTorch), ``onnx`` (ONNX Runtime or an error) or ``torch``; see vidrag_kernel.onnx_embed.
+    embed_runtime: str = "auto"
     #: VIDRAG_HNSW_THRESHOLD: vectors above which an index uses HNSW instead of exact search.
     hnsw_threshold: int = 50_000
     #: VIDRAG_INDEX_COMPRESSION: vectors of HNSW indexes: ``none`` (float32) or ``sq8`` (8-bit, a quarter of the size).
@@ -161,6 +168,8 @@ class Settings:
         settings = cls(**values)
         if settings.captions not in {"auto", "prefer", "only", "never"}:
             raise InvalidInput("VIDRAG_CAPTIONS must be one of auto, prefer, only, never")
+        if settings.embed_runtime not in {"auto", "onnx", "torch"}:
+            raise InvalidInput("VIDRAG_EMBED_RUNTIME must be one of auto, onnx, torch")
         return settings
 
 

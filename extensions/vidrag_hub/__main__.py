@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
         starting = threading.Thread(target=start, name="vidrag-ingest-start", daemon=True)
         starting.start()
+    warming = threading.Thread(target=warm, args=(app.state.service,), name="vidrag-warm", daemon=True)
+    warming.start()
     # scheduled batch ingests, rebuilt from the database (vidrag_hub.scheduler)
     from .scheduler import Scheduler
 
@@ -86,9 +88,32 @@ def main(argv: list[str] | None = None) -> int:
         scheduling.join(timeout=60)
         scheduler.stop()
         if starting is not None:
-            starting.join(timeout=60)
+            # closing first ends a start still loading the workers' models, so stopping
+            # the service soon after it started does not wait for that
             runner.close()
+            starting.join(timeout=30)
     return 0
+
+
+def warm(service) -> None:
+    """Load the embedding model before the first student's question needs it, then move
+    everything alive to the garbage collector's permanent generation (``gc.freeze``).
+
+    The models and libraries are half a million objects that live as long as the process.
+    A full collection walks all of them: 430 ms here, a pause for every request in flight
+    at that moment (the longest searches under load were that long). Frozen, they are never
+    walked again; what requests create is collected as before.
+    """
+    import gc
+
+    from vidrag_kernel.embed import get_embedder
+
+    try:
+        get_embedder(service.kernel_settings).embed(["warm-up"])
+    except Exception:  # the first search reports a broken model; this only prepares
+        logging.getLogger("vidrag_hub").exception("the embedding model could not be loaded ahead of time")
+    gc.collect()
+    gc.freeze()
 
 
 if __name__ == "__main__":

@@ -37,8 +37,15 @@ class LinkUnusable(VidragError):
 
 
 def new_token() -> str:
-    """A random token for a link or an e-mail invite (shown once, never stored)."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """A random token for a link or an e-mail invite (shown once, never stored).
+
+    Never one that starts with "-": a command line would read it as an option
+    (``vidrag links redeem -Yz…``). Drawing again keeps every token uniform over the rest.
+    """
+    while True:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        if not token.startswith("-"):
+            return token
 
 
 def hash_token(token: str) -> str:

@@ -184,6 +184,7 @@ class IngestWorkers:
         self._cluster = None
         self._client: Client | None = None
         self._lock = threading.Lock()  # guards the two maps below and job-row state changes
+        self._lifecycle = threading.Lock()  # start() against close() from another thread
         self._futures: dict[str, Future] = {}  # job id -> its task, while a worker has it
         self._committing: set[str] = set()  # job ids whose result is being committed
         self._collection_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -210,25 +211,41 @@ class IngestWorkers:
     def start(self) -> None:
         """Connect to the cluster (or start the local one), load the models on every
         worker, and run again every job that was queued or running when the service
-        last stopped."""
-        if self._client is not None:
-            return
-        self._catalog = Catalog(self._settings.resolved_database_url)
-        self._cluster = Cluster(cluster_address(self.address, self.n_workers))
-        self._client = self._cluster.client
-        self._client.register_plugin(WarmModels(self.worker_settings), name=PLUGIN)
-        self._client.subscribe_topic(TOPIC, self._events.put)
-        self._commits = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vidrag-commit")
-        self._bookkeeper = threading.Thread(target=self._record_progress, name="vidrag-progress", daemon=True)
-        self._bookkeeper.start()
-        self._requeue()
+        last stopped.
+
+        ``close()`` may be called from another thread while this runs (the service is
+        stopped while its workers still load their models): start then returns at its
+        next step without requeueing anything, and the cluster is closed."""
+        with self._lifecycle:
+            if self._client is not None or self._closing:
+                return
+            self._catalog = Catalog(self._settings.resolved_database_url)
+            self._cluster = Cluster(cluster_address(self.address, self.n_workers))
+            self._client = self._cluster.client
+            self._commits = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vidrag-commit")
+            self._bookkeeper = threading.Thread(
+                target=self._record_progress, name="vidrag-progress", daemon=True
+            )
+            self._bookkeeper.start()
+            self._client.subscribe_topic(TOPIC, self._events.put)
+        try:
+            # loads the models on every worker: the long step, ended early by close()
+            self._client.register_plugin(WarmModels(self.worker_settings), name=PLUGIN)
+        except Exception:
+            if self._closing:
+                return
+            raise
+        with self._lifecycle:
+            if not self._closing:
+                self._requeue()
 
     def close(self) -> None:
         """Stop: commits under way finish, tasks on the workers are dropped and their
         jobs stay as they are in the database, for the next ``start()`` to run again."""
-        if self._client is None:
-            return
-        self._closing = True
+        with self._lifecycle:
+            self._closing = True
+            if self._client is None:
+                return
         with self._lock:
             self._futures.clear()
         self._commits.shutdown(wait=True)
@@ -239,7 +256,7 @@ class IngestWorkers:
             self._events.put(None)
             self._bookkeeper.join(timeout=10)
             self._catalog.close()
-            self._client = self._cluster = None
+            self._client = None
 
     def _requeue(self) -> None:
         with self._catalog.session() as s:

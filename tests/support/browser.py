@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+import warnings
 from pathlib import Path
 
 from playwright.sync_api import Error as PlaywrightError
@@ -38,13 +39,25 @@ SMALL_CHUNKS = {
 
 
 class Shots:
-    """Numbered screenshots of a browser session, in ``test-artifacts/dashboards/<name>/``."""
+    """Numbered screenshots of a browser session, in ``test-artifacts/dashboards/<name>/``.
 
-    def __init__(self, page, name: str) -> None:
-        self.page, self.dir, self.n = page, ARTIFACTS / name, 0
+    A failed block (``on_failure``) also prints what CI's log can show of the page, since
+    a clean-clone run keeps no screenshots: its address, its visible text, the browser's
+    last console messages and failed requests, and the tail of ``log`` (a server's log)."""
+
+    def __init__(self, page, name: str, log=None) -> None:
+        self.page, self.dir, self.n, self.log = page, ARTIFACTS / name, 0, log
         self.dir.mkdir(parents=True, exist_ok=True)
         for old in self.dir.glob("*.png"):
             old.unlink()
+        self.events: list[str] = []
+        page.on("console", lambda m: self._note(f"console {m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self._note(f"page error: {e}"))
+        page.on("requestfailed", lambda r: self._note(f"request failed: {r.method} {r.url} {r.failure}"))
+        page.on("websocket", lambda w: w.on("close", lambda _: self._note(f"websocket closed: {w.url}")))
+
+    def _note(self, event: str) -> None:
+        self.events = [*self.events[-39:], f"{time.strftime('%H:%M:%S')} {event[:400]}"]
 
     def __call__(self, step: str) -> None:
         self.n += 1
@@ -52,12 +65,52 @@ class Shots:
 
     @contextlib.contextmanager
     def on_failure(self):
-        """Save a last ``failed`` screenshot when the block raises, then let it raise."""
+        """Save a last ``failed`` screenshot when the block raises, print the diagnosis, raise."""
         try:
             yield
         except Exception:
-            self("failed")
+            with contextlib.suppress(Exception):
+                self("failed")
+            print(self.diagnosis())
             raise
+
+    def diagnosis(self) -> str:
+        """What the page shows and what the browser and the server said, as text."""
+        try:
+            text = self.page.evaluate("() => document.body ? document.body.innerText : ''")
+            where = self.page.url
+        except Exception as exc:  # a closed or crashed page
+            text, where = f"(no page text: {exc})", "?"
+        parts = [f"--- page {where} at {time.strftime('%H:%M:%S')}", str(text)[:1500], "--- browser"]
+        parts += self.events or ["(nothing)"]
+        if self.log is not None:
+            parts += ["--- server log (tail)", self.log()[-6000:]]
+        return "\n".join(parts)
+
+
+def wait_for_chat(page, shot: Shots, first_ms: float = 90_000, again_ms: float = 180_000) -> None:
+    """Wait for the Voila workbench's chat ("New conversation") on a page that has loaded.
+
+    KNOWN BUG, not found yet: twice in clean-clone CI runs on a loaded machine the page
+    loaded but its widgets never rendered (the instructor's first login, in
+    test_dashboards_hub and test_join_browser). A person would reload; so does this, once,
+    after ``first_ms``, with a warning that carries the page's diagnosis (``Shots.diagnosis``:
+    pytest prints warnings even when the test then passes). If the reloaded page does not
+    render either, the test fails as before."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    chat = page.get_by_text("New conversation").first
+    try:
+        chat.wait_for(timeout=first_ms)
+        return
+    except PlaywrightTimeout:
+        warnings.warn(
+            f"the workbench chat did not render in {first_ms / 1000:.0f} s; reloading once.\n"
+            + shot.diagnosis()[-4000:],
+            stacklevel=2,
+        )
+    page.reload()
+    chat.wait_for(timeout=again_ms)
 
 
 def panel_text(locator) -> str:
@@ -163,7 +216,7 @@ def tab_to(page, matches, *, limit: int = 120, key: str = "Tab") -> dict:
     raise AssertionError(f"{limit} × {key} never reached the element; focus went: {seen}")
 
 
-def player_position(player, *, src: str = "", timeout: float = 30.0) -> float:
+def player_position(player, *, src: str = "", timeout: float = 60.0) -> float:
     """Where the ``<video>`` of ``player`` (a locator) is, once its source ends with ``src``,
     its metadata has loaded and it has left 0: the first such reading.
 

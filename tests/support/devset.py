@@ -1,4 +1,4 @@
-"""The answer-quality development set: six generated lectures and their questions.
+"""The answer-quality development set: ten generated lectures and their questions.
 
 ``tests/data/devset/lectures.json`` holds each lecture's sentences with the time espeak-ng
 speaks them (one sentence at a time, joined with a fixed pause, see ``speech.speak``);
@@ -6,10 +6,14 @@ speaks them (one sentence at a time, joined with a fixed pause, see ``speech.spe
 answer it (``support``: lecture id and sentence number), or ``"answerable": false`` and
 the lecture whose topic it is about.
 
-Splits are fixed by lecture: circuits, antibiotics, oceans and printing are the tuning
-split; tectonics and bread are held back (never tuned on). A question belongs to the
-split of its lectures; no question spans both splits. Every collection built from the set
-holds all six lectures, so each split's questions see the other lectures as distractors.
+Splits are fixed by lecture: circuits, antibiotics, oceans, printing, telescopes and
+clocks are the tuning split; tectonics, bread, bees and railways are held back (never tuned
+on). Telescopes and bees were added later, with four on-topic unanswerable questions each
+(a name, number, date or place the lecture does not give, about something it does
+discuss); clocks and railways later still, with five each, added to make the refusal
+figures less thin before tuning them. A question belongs to the split of its lectures; no
+question spans both splits. Every collection built from the set holds all ten lectures,
+so each split's questions see the other lectures as distractors.
 
 Audio is generated at test or benchmark time and cached (keyed by the text, voice and
 espeak-ng version), never committed.

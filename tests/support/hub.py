@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ from pathlib import Path
 import httpx
 import psutil
 
+from hub_config.options import free_port  # the one port picker (tests import it from here too)
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "hub_config" / "jupyterhub_config.py"
 NODE_BIN = REPO / "node_modules" / ".bin"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def hub_env(home: Path, **extra: str) -> dict[str, str]:
@@ -51,6 +45,9 @@ def hub_env(home: Path, **extra: str) -> dict[str, str]:
         VIDRAG_HUB_API_PORT=str(free_port()),
         VIDRAG_PROXY_API_PORT=str(free_port()),
     )
+    # the suite's speech model (tests/conftest.py pins tiny.en) for the hub's servers and seeds too
+    if os.environ.get("VIDRAG_WHISPER_MODEL"):
+        env["VIDRAG_WHISPER_MODEL"] = os.environ["VIDRAG_WHISPER_MODEL"]
     env.update(extra)
     return env
 
@@ -146,23 +143,37 @@ class Hub:
         except psutil.NoSuchProcess:
             return []
 
-    def stop(self, timeout: float = 30) -> list[str]:
+    def stop(self, timeout: float = 120) -> list[str]:
         """SIGTERM the hub (it stops its proxy and servers); the command lines of any survivors.
 
+        ``timeout`` covers JupyterHub's own shutdown: it stops each managed service in turn
+        (SIGINT, 10 s, SIGTERM, 5 s, SIGKILL, 5 s: the idle culler, then the vidrag service),
+        then every server the same way, so a slow but correct shutdown may take over 60 s.
+        At 30 s and again at 60 s a clean-clone CI run (load 5) killed the hub while a
+        server was still stopping and reported it and its kernels as left behind.
+
         Survivors are killed so a failing test leaves nothing behind, and returned so a
-        test can assert there were none.
+        test can assert there were none; then the hub's log tail is printed (a test's
+        captured output), so a CI log shows which step of the shutdown was slow.
         """
         if self.proc is None:
             return []
         tree = self.processes()
+        started, killed = time.monotonic(), False
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                killed = True
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-        return reap(tree)
+        survivors = reap(tree)
+        if survivors or killed:
+            took = time.monotonic() - started
+            print(f"--- the hub {'was killed' if killed else 'stopped'} after {took:.0f} s; its log's tail:")
+            print(self.log()[-6000:])
+        return survivors
 
 
 def reap(tree: list[psutil.Process], grace: float = 5) -> list[str]:

@@ -87,10 +87,14 @@ def same(a: dict, b: dict) -> None:
             continue
         va, vb = dict(a[key]), dict(b[key])
         vectors_a, vectors_b = va.pop("vectors"), vb.pop("vectors")
-        # the same words in the same passages; tiny.en's timestamps vary by a few
-        # hundredths of a second from run to run, in one process as in two, and on a
-        # loaded machine it once heard a word differently: the transcripts must agree to
-        # within 5 % WER, and every passage with the same words must have the same vector
+        # the same words in the same passages. Speech recognition is not bitwise
+        # reproducible everywhere: CTranslate2 on Intel MKL (its default backend on Intel
+        # CPUs) may round differently from run to run, in one process as in two
+        # (OpenNMT/CTranslate2#693), so timestamps move by hundredths of a second and a
+        # word can be heard differently. On these 60-word lectures a clean-clone CI run saw
+        # more than 3 words differ; this machine (AMD, oneDNN) gives the same text every
+        # time. So the transcripts must agree to within 15 % WER, and every passage with
+        # the same words must have the same vector (what the workers hand over is intact)
         for part in ("segments", "chunks"):
             pa, pb = va.pop(part), vb.pop(part)
             texts_a, texts_b = [p[-1] for p in pa], [p[-1] for p in pb]
@@ -99,7 +103,8 @@ def same(a: dict, b: dict) -> None:
                 times_b = np.array([p[-3:-1] for p in pb], dtype=float)
                 np.testing.assert_allclose(times_a, times_b, atol=0.1)
             else:
-                assert jiwer.wer(" ".join(texts_a), " ".join(texts_b)) <= 0.05, (key, part)
+                wer = jiwer.wer(" ".join(texts_a), " ".join(texts_b))
+                assert wer <= 0.15, (key, part, wer, texts_a, texts_b)
             if part == "chunks":
                 same = [i for i, (x, y) in enumerate(zip(texts_a, texts_b, strict=False)) if x == y]
                 assert same, (key, "no passage came out the same")

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hub_config.options import free_port  # one port picker: never the same port twice
+
 
 def _bindir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -22,12 +24,6 @@ def _bindir() -> Path | None:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Postgres:
@@ -39,7 +35,7 @@ class Postgres:
             raise RuntimeError("PostgreSQL server binaries not found (Debian package 'postgresql')")
         self.root = Path(tempfile.mkdtemp(prefix="vidrag-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_root = os.geteuid() == 0
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")

@@ -105,11 +105,20 @@ class Asker:
         if len(asks) > 1:
             retrieval.hits = self._part_hits(retrieval.hits, asks, scope)
         sources = [h for h in retrieval.hits if h.score >= settings.min_relevance * CANDIDATE_SHARE]
-        if sources and max(h.score for h in sources) < settings.min_relevance:
-            # only weak passages: worth a sentence-level look, never an LLM's guess
-            sources = sources if _sentence_judged(settings) else []
         # each passage's sentences with their own times: quotes and citations point at them
         self._retriever.attach_sentences(sources)
+        if (
+            sources
+            and max(h.score for h in sources) < settings.min_relevance
+            and not _sentence_judged(settings)
+        ):
+            # only weak passages: an LLM sees them only when one of their sentences answers
+            # (the extractive engine's judgement); a 256-token passage holding the exact
+            # answer often scores under the floor ("In what year was the first battery built?")
+            from .extractive import ExtractiveAnswerer
+
+            if not ExtractiveAnswerer(self._embed).judge(question, sources):
+                sources = []
         t_retrieved = time.perf_counter()
 
         fallback_reason = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ..overlap import STOPWORDS
+from .numbers import UNIT_WORDS
 
 _WORD = re.compile(r"[a-z0-9]+")
 # words that frame a question rather than say what it asks about
@@ -25,7 +26,8 @@ FRAME = frozenset(_FRAME_TEXT.split()) | STOPWORDS
 
 _WH = re.compile(r"\b(who|whom|whose|what|which|when|where|why|how)\b", re.I)
 _HOW_NUMBER = re.compile(
-    r"how (many|much|long|often|far|deep|fast|quickly|tall|high|old|big|large|heavy|hot|cold|wide)\b", re.I
+    r"how (many|much|long|often|far|deep|fast|quickly|tall|high|old|big|large|heavy|hot|cold|warm|wide)\b",
+    re.I,
 )
 # "what year", "which two scientists", "what is the name of"
 _WHAT_NUMBER = re.compile(
@@ -75,6 +77,50 @@ def wants(question: str) -> str | None:
         if _WHAT_NAME.match(rest) or _NAME_OF.search(rest):
             return "name"
     return None
+
+
+# what kind of number a question wants: a year, a sum of money, a length, a temperature,
+# a count of something; read from its wording, never from one question's own words
+# "when did/was/were" asks for a date; "when does dough rise?" may be answered by a moment
+_YEAR_ASK = re.compile(r"\b(what|which) (year|century|decade)\b|^when (did|was|were)\b", re.I)
+_MONEY_ASK = re.compile(r"\b(cost|costs|price|priced|pay|paid|spend|spent|worth|money)\b", re.I)
+# "how big/large" may be a length, a count or a sum ("How big was the reward?"): any number
+_LENGTH_ASK = re.compile(r"\bhow (tall|high|deep|far|wide)\b|\bhow long is\b", re.I)
+_WEIGHT_ASK = re.compile(r"\b(weigh|weighs|weighed|weight|heavy|mass)\b", re.I)
+_TEMPERATURE_ASK = re.compile(r"\bhow (hot|cold|warm)\b|\b(what|which) temperature\b", re.I)
+_COUNT_ASK = re.compile(r"\bhow many (\w+)", re.I)
+
+
+def measure(question: str) -> tuple[str, str | None] | None:
+    """The kind of number a question wants, when its wording says: ``("year", None)``,
+    ``("money", None)``, ``("length", None)``, ``("weight", None)``, ``("temperature",
+    None)`` or ``("count", noun)`` for "how many <noun>"; None for any other question (or
+    any number)."""
+    if wants(question) != "number":
+        return None
+    if _MONEY_ASK.search(question) and re.search(r"\bhow much\b", question, re.I):
+        return ("money", None)
+    if _YEAR_ASK.search(question):
+        return ("year", None)
+    if _WEIGHT_ASK.search(question):
+        return ("weight", None)
+    if _TEMPERATURE_ASK.search(question):
+        return ("temperature", None)
+    if _LENGTH_ASK.search(question):
+        return ("length", None)
+    m = _COUNT_ASK.search(question)
+    if m:
+        # what is counted matters only when it is itself a unit ("how many minutes")
+        after = _WORD.findall(question[m.start(1) :].lower())[:3]
+        return ("count", next((w for w in after if w in UNIT_WORDS), None))
+    return None
+
+
+def predicate(question: str) -> list[str]:
+    """The words of a question's ask that are not names it mentions: what it asks about
+    the named thing ("die" in "In which year did Gutenberg die?")."""
+    named = set(names(question))
+    return [w for w in ask_words(question) if w not in named]
 
 
 def ask_words(text: str) -> list[str]:

