@@ -29,6 +29,7 @@ from tests.support.browser import (
     describe_violations,
     keyboard_session,
     player_position,
+    select_first_row,
     workbench_session,
 )
 
@@ -348,7 +349,7 @@ def _upload_a_lecture(page, shot, path: Path) -> None:
     videos.get_by_text("lecture", exact=True).wait_for(timeout=180_000)
     row = videos.locator(".tabulator-row").first
     row.get_by_text("ready").wait_for(timeout=180_000)
-    row.locator("input[type=checkbox]").check()
+    select_first_row(videos)
     page.get_by_role("button", name="Transcript").click()
     line = page.locator(".vidrag-transcript .tabulator-row", has_text="binary search").first
     line.wait_for()

@@ -235,6 +235,29 @@ def player_position(player, *, src: str = "", timeout: float = 60.0) -> float:
     raise AssertionError(f"the player never started on …{src}: [src, readyState, currentTime] = {state}")
 
 
+def select_first_row(table, *, timeout: float = 60.0) -> None:
+    """Tick the first row of a Tabulator ``table`` (a locator) and see it stay ticked.
+
+    The app redraws a table when its data changes (an ingest finishing rereads the videos a
+    moment after the row shows "ready"), and a redraw between Playwright's click and its
+    check loses the tick ("Clicking the checkbox did not change its state", seen in a
+    clean-clone CI run at load). So the row is looked up afresh and ticked again until it
+    holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        box = table.locator(".tabulator-row").first.locator("input[type=checkbox]")
+        try:
+            box.check(timeout=10_000)
+            time.sleep(0.5)  # a redraw already on its way
+            if box.is_checked(timeout=5_000):
+                return
+        except PlaywrightError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError("the table's first row would not stay ticked")
+
+
 def clock(text: str) -> float:
     """Seconds from the last ``m:ss`` of a label such as ``1:05``."""
     m, s = text.split(":")[-2:]
@@ -329,7 +352,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     # 5. a transcript line plays the video from that line
     page.get_by_role("tab", name="Collections").click()
     videos = page.locator(".vidrag-videos")
-    videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
+    select_first_row(videos)
     page.get_by_role("button", name="Transcript").click()
     line = page.locator(".vidrag-transcript .tabulator-row", has_text="French Revolution").first
     line.wait_for()
@@ -343,7 +366,7 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     check_accessibility(page, "the transcript with its player")
 
     # 6. delete the video (confirmed) and it is gone from answers
-    videos.locator(".tabulator-row").first.locator("input[type=checkbox]").check()
+    select_first_row(videos)
     page.get_by_role("button", name="Delete selected").click()
     page.locator(".vidrag-confirm").get_by_text("Delete 1 video(s)").wait_for()
     shot("confirm-delete")

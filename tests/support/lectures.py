@@ -88,20 +88,20 @@ def same(a: dict, b: dict) -> None:
         va, vb = dict(a[key]), dict(b[key])
         vectors_a, vectors_b = va.pop("vectors"), vb.pop("vectors")
         # the same words in the same passages. Speech recognition is not bitwise
-        # reproducible everywhere: CTranslate2 on Intel MKL (its default backend on Intel
-        # CPUs) may round differently from run to run, in one process as in two
-        # (OpenNMT/CTranslate2#693), so timestamps move by hundredths of a second and a
-        # word can be heard differently. On these 60-word lectures a clean-clone CI run saw
-        # more than 3 words differ; this machine (AMD, oneDNN) gives the same text every
-        # time. So the transcripts must agree to within 15 % WER, and every passage with
-        # the same words must have the same vector (what the workers hand over is intact)
+        # reproducible: CTranslate2 on Intel MKL may round differently from run to run, in
+        # one process as in two (OpenNMT/CTranslate2#693), and even on this AMD machine
+        # (oneDNN) a clean-clone CI run at load gave the same words with one sentence end
+        # 0.12 s apart (11.23 against 11.35). A CI run elsewhere saw more than 3 words of
+        # these 60-word lectures differ. So the same words must have times within half a
+        # second, other words must agree to within 15 % WER, and every passage with the
+        # same words must have the same vector (what the workers hand over is intact)
         for part in ("segments", "chunks"):
             pa, pb = va.pop(part), vb.pop(part)
             texts_a, texts_b = [p[-1] for p in pa], [p[-1] for p in pb]
             if texts_a == texts_b:
                 times_a = np.array([p[-3:-1] for p in pa], dtype=float)
                 times_b = np.array([p[-3:-1] for p in pb], dtype=float)
-                np.testing.assert_allclose(times_a, times_b, atol=0.1)
+                np.testing.assert_allclose(times_a, times_b, atol=0.5)
             else:
                 wer = jiwer.wer(" ".join(texts_a), " ".join(texts_b))
                 assert wer <= 0.15, (key, part, wer, texts_a, texts_b)
