@@ -250,7 +250,7 @@ def test_sharing_and_invites_in_a_browser_pass_axe(workbench, browser):
     import panel as pn
     from vidrag_dashboards.app import CSS, EXTENSIONS, WorkbenchApp
 
-    from tests.support.browser import Shots, check_accessibility, describe_violations
+    from tests.support.browser import Shots, check_accessibility, describe_violations, serve_panel
     from tests.support.hub import free_port
 
     ada, kim = workbench("ada"), workbench("kim")
@@ -262,13 +262,9 @@ def test_sharing_and_invites_in_a_browser_pass_axe(workbench, browser):
             kim.service.sharing.decline(invite.id)
     pn.extension(*EXTENSIONS, raw_css=[CSS])
     port = free_port()
-    server = pn.serve(
+    server = serve_panel(
         {"ada": lambda: WorkbenchApp(ada).template(), "kim": lambda: WorkbenchApp(kim).template()},
-        port=port,
-        address="127.0.0.1",
-        show=False,
-        threaded=True,
-        verbose=False,
+        port,
     )
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -178,7 +178,7 @@ def test_a_free_user_meets_the_limit_upgrades_in_the_browser_and_sees_usage_move
     import panel as pn
     from vidrag_dashboards.app import CSS, EXTENSIONS, WorkbenchApp
 
-    from tests.support.browser import Shots, check_accessibility, describe_violations
+    from tests.support.browser import Shots, check_accessibility, describe_violations, serve_panel
     from tests.support.hub import free_port
 
     hub, _http, app, _fake = service
@@ -190,13 +190,9 @@ def test_a_free_user_meets_the_limit_upgrades_in_the_browser_and_sees_usage_move
     starting.start()
     pn.extension(*EXTENSIONS, raw_css=[CSS])
     port = free_port()
-    server = pn.serve(
+    server = serve_panel(
         {"pat": lambda: WorkbenchApp(pat).template()},
-        port=port,
-        address="127.0.0.1",
-        show=False,
-        threaded=True,
-        verbose=False,
+        port,
     )
 
     def ask(page, question: str) -> None:

@@ -258,6 +258,28 @@ def select_first_row(table, *, timeout: float = 60.0) -> None:
             raise AssertionError("the table's first row would not stay ticked")
 
 
+def serve_panel(apps: dict, port: int):
+    """``pn.serve`` the ``apps`` on a thread at 127.0.0.1:``port``, and return it once the
+    port takes connections: the thread binds it a moment after ``pn.serve`` returns, and a
+    page opened before then is refused (ERR_CONNECTION_REFUSED, seen in a clean-clone CI
+    run at load). The caller stops it (``server.stop()``)."""
+    import socket
+
+    import panel as pn
+
+    server = pn.serve(apps, port=port, address="127.0.0.1", show=False, threaded=True, verbose=False)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise AssertionError(f"panel serve never listened on 127.0.0.1:{port}") from None
+            time.sleep(0.1)
+
+
 def clock(text: str) -> float:
     """Seconds from the last ``m:ss`` of a label such as ``1:05``."""
     m, s = text.split(":")[-2:]
