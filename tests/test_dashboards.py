@@ -28,7 +28,7 @@ from tests.support.browser import (
     clock,
     describe_violations,
     keyboard_session,
-    player_position,
+    play_line,
     select_first_row,
     workbench_session,
 )
@@ -354,9 +354,8 @@ def _upload_a_lecture(page, shot, path: Path) -> None:
     line = page.locator(".vidrag-transcript .tabulator-row", has_text="binary search").first
     line.wait_for()
     start = clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
-    line.click()
     # the uploaded file, served by the media route (the player held the deleted lecture.mp4)
-    now = player_position(page.locator(".vidrag-player-transcript video"), src=f"/{path.name}")
+    now = play_line(line, page.locator(".vidrag-player-transcript video"), src=f"/{path.name}")
     assert start - 1 <= now <= start + 4, (start, now)
     shot("upload-playing")
 

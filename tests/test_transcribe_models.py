@@ -90,8 +90,13 @@ def test_base_detects_a_lecture_that_is_not_in_english(tmp_path, cache, monkeypa
     settings = make_settings(tmp_path / "home", whisper_model="base", whisper_language="auto")
     transcript = get_transcriber(settings).transcribe(lecture.wav)
     assert transcript.language == "es"
+    # and written as Spanish: the lecture's plain Spanish words come out. Not every word, and
+    # not every sentence: a clean-clone CI run heard "continen tal" and "alfredo hener", and
+    # under pytest-xdist base dropped the first sentence in 3 runs of 4 (alone: never seen)
     text = " ".join(s.text for s in transcript.segments).lower()
-    assert "continental" in text and "placas" in text
+    words = ("continental", "propuesta", "placas", "centímetros", "año", "bordes")
+    heard = [w for w in words if w in text]
+    assert len(heard) >= 3, (heard, text)
 
 
 def test_words_are_joined_as_whisper_wrote_them():

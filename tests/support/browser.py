@@ -216,6 +216,28 @@ def tab_to(page, matches, *, limit: int = 120, key: str = "Tab") -> dict:
     raise AssertionError(f"{limit} × {key} never reached the element; focus went: {seen}")
 
 
+def play_line(line, player, *, src: str = "", timeout: float = 90.0) -> float:
+    """Click a transcript ``line`` (a locator) and return where ``player`` then plays
+    (``player_position``), clicking the line again every 20 s while the player has not
+    started.
+
+    In about one clean-clone CI run in four, at load, the first click on a freshly shown
+    transcript never reached the kernel: no player appeared in 60 s, although the same
+    session passes alone. A user clicks again; so does this. The cause (a Tabulator redraw
+    under the click is the suspect) is not found."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line.click()
+        try:
+            return player_position(player, src=src, timeout=min(20.0, max(1.0, deadline - time.monotonic())))
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            warnings.warn(
+                "a transcript line's click did not start the player in 20 s: clicking again", stacklevel=2
+            )
+
+
 def player_position(player, *, src: str = "", timeout: float = 60.0) -> float:
     """Where the ``<video>`` of ``player`` (a locator) is, once its source ends with ``src``,
     its metadata has loaded and it has left 0: the first such reading.
@@ -379,9 +401,8 @@ def workbench_session(page, shot: Shots, media_server) -> None:
     line = page.locator(".vidrag-transcript .tabulator-row", has_text="French Revolution").first
     line.wait_for()
     line_start = clock(re.search(r"\d+:\d\d", line.inner_text()).group(0))
-    line.click()
-    now = player_position(
-        page.locator(".vidrag-player-transcript video"), src=media_server.url("lecture.mp4")
+    now = play_line(
+        line, page.locator(".vidrag-player-transcript video"), src=media_server.url("lecture.mp4")
     )
     assert line_start - 1 <= now <= line_start + 4, (line_start, now)
     shot("transcript-playing")
