@@ -221,9 +221,9 @@ def play_line(line, player, *, src: str = "", timeout: float = 90.0) -> float:
     (``player_position``), clicking the line again every 20 s while the player has not
     started.
 
-    In about one clean-clone CI run in four, at load, the first click on a freshly shown
-    transcript never reached the kernel: no player appeared in 60 s, although the same
-    session passes alone. A user clicks again; so does this. The cause (a Tabulator redraw
+    In two of four clean-clone CI runs at load (and one earlier), the first click on a
+    freshly shown transcript did not start the player: none appeared in 60 s, although the
+    same session passes alone. A user clicks again; so does this. The cause (a Tabulator redraw
     under the click is the suspect) is not found."""
     deadline = time.monotonic() + timeout
     while True:
