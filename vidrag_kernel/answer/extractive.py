@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..overlap import overlap, words
-from .numbers import ALSO, UNIT, value
+from .numbers import ALSO, UNIT, unsplit_thousands, value
 from .questions import FRAME, ask_words, measure, names, parts, predicate, wants
 from .types import Generation
 
@@ -133,7 +133,7 @@ def numbers_said(sentence: str) -> list[tuple[str, str]]:
     """Each number of ``sentence`` with the word after it (lower case, "" at the end);
     thousands commas dropped ("1,800": speech recognition writes years so)."""
     return [
-        (re.sub(r"(?<=\d),(?=\d{3}\b)", "", m.group(1).lower().rstrip(".,")), (m.group(2) or "").lower())
+        (unsplit_thousands(m.group(1).lower().rstrip(".,")), (m.group(2) or "").lower())
         for m in _NUM_PHRASE.finditer(sentence)
     ]
 
@@ -407,7 +407,8 @@ class ExtractiveAnswerer:
         # also say what happened then ("die" in "In which year did Gutenberg die?")
         # (on both transcript sources: measured on the tuning split, speech recognition keeps
         # these words often enough, 1 more unanswerable question refused and none answerable)
-        about = predicate(question) if measure(question) == ("year", None) else []
+        own_ask = predicate(question)
+        about = own_ask if measure(question) == ("year", None) else []
         if kind:
             # a specific ask is answered by a sentence that gives its kind and says something
             # of what it asks ("die" in "In which year did Gutenberg die?"): the best of the
@@ -421,7 +422,6 @@ class ExtractiveAnswerer:
         share = len(best.held) / len(asked) if asked else 1.0
         # the share of what the question asks about the things it names ("die" in "In which
         # year did Gutenberg die?"): the topic's own words are in every sentence about it
-        own_ask = predicate(question)
         if own_ask:
             in_sentence = holds(own_ask, best.c.text)
             in_neighbour = holds(own_ask, best.c.before + " " + best.c.after) - in_sentence

