@@ -166,18 +166,30 @@ def parse_events(lines: Iterable[str]) -> Iterator[tuple[str | None, Any]]:
 
 
 class SharedCollections:
-    """Collections the service shares with the user (or that they own there)."""
+    """Collections the service shares with the user (or that they own there).
+
+    A collection is named by id or by name. Ids this client has seen in a listing (or
+    created, or read) are taken as they are, with no listing to look them up: an id
+    never changes, and the service checks every call, so one that is no longer the
+    user's is refused there. A name is always looked up afresh."""
 
     def __init__(self, client: ServiceClient) -> None:
         self._c = client
+        self._seen: set[str] = set()  # ids of collections listed, created or read
 
     def _info(self, data: dict) -> CollectionInfo:
         info = _build(CollectionInfo, data)
         info.library = "shared"
+        self._seen.add(info.id)
         return info
+
+    def forget(self, collection_id: str) -> None:
+        """Look ``collection_id`` up again next time (it was deleted, or the user left it)."""
+        self._seen.discard(collection_id)
 
     def list(self, search: str | None = None) -> list[CollectionInfo]:
         infos = [self._info(d) for d in self._c.call("GET", "collections")]
+        self._seen = {i.id for i in infos}  # what the service lists now, and nothing else
         if search:
             needle = search.lower()
             infos = [i for i in infos if needle in f"{i.name} {i.description} {' '.join(i.tags)}".lower()]
@@ -187,6 +199,8 @@ class SharedCollections:
         """The id of a shared collection named or identified by ``ref``."""
         if ref is None:
             raise InvalidInput("Name the shared collection")
+        if ref in self._seen:
+            return ref
         infos = self.list()
         for info in infos:
             if info.id == ref:
@@ -218,7 +232,10 @@ class SharedCollections:
         return self._info(self._c.call("PATCH", f"collections/{self.id_of(ref)}", json=body))
 
     def delete(self, ref: str, *, delete_videos: bool = True) -> list[str]:
-        return list(self._c.call("DELETE", f"collections/{self.id_of(ref)}").get("videos_deleted") or [])
+        cid = self.id_of(ref)
+        deleted = self._c.call("DELETE", f"collections/{cid}").get("videos_deleted") or []
+        self.forget(cid)
+        return list(deleted)
 
     def share(
         self, ref: str, *, user: str | None = None, group: str | None = None, role: str = "viewer"
@@ -377,7 +394,9 @@ class Sharing:
 
     def leave(self, ref: str) -> None:
         """Give up one's own grant on a collection (anyone but its owner)."""
-        self._c.call("POST", self._path(ref, "leave"))
+        cid = self._collections.id_of(ref)
+        self._c.call("POST", f"collections/{cid}/leave")
+        self._collections.forget(cid)
 
     # -- invites ---------------------------------------------------------------------
     def invite(

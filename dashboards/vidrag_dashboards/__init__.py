@@ -54,12 +54,41 @@ def wait_for_visitor(app=None, view=None) -> dict:
     visitor, then bring ``app`` (a ``WorkbenchApp``) up to date for them (``app.visit()``:
     the collection their link asks for, what changed meanwhile) and send ``view``
     (``pn.ipywidget(app)``) again if it changed before any browser showed it. The request's
-    variables (``QUERY_STRING``...); anywhere else ``{}`` at once."""
-    from .warmup import preheated, wait_for_visitor
+    variables (``QUERY_STRING``...); anywhere else ``{}`` at once.
+
+    The catching up (about a second: it rereads collections, invites and jobs from the
+    service) is not on the page's critical path. This cell returns once the request is in,
+    so Voila sends the page at once; the catching up then runs on the kernel's event loop
+    (``app.state.ui``) while the browser loads its scripts, and in any case before the
+    kernel answers the page's first request for the widgets' state
+    (``warmup.before_widget_states``), so the page never renders what it had before."""
+    from .warmup import before_widget_states, preheated, wait_for_visitor
 
     if not preheated():
         return {}
     info = wait_for_visitor()
+    catch_up = _Once(_catch_up, app, view)
+    if app is not None and before_widget_states(catch_up):
+        app.state.ui.put(catch_up)
+    else:
+        catch_up()
+    return info
+
+
+class _Once:
+    """``fn(*args)`` the first time it is called, nothing after."""
+
+    def __init__(self, fn, *args) -> None:
+        self._fn, self._args, self._done = fn, args, False
+
+    def __call__(self) -> None:
+        if not self._done:
+            self._done = True
+            self._fn(*self._args)
+
+
+def _catch_up(app, view) -> None:
+    """A page built ahead of its visitor brought up to date (see :func:`wait_for_visitor`)."""
     if app is not None:
         app.visit()
     if view is not None and hasattr(view, "rerender"):
@@ -68,4 +97,3 @@ def wait_for_visitor(app=None, view=None) -> dict:
     elif view is not None:
         # stock jupyter_bokeh (outside notebook_comms.TESTED) cannot tell: send it all again
         view.update_from_model(view._model)
-    return info

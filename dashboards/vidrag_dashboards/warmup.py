@@ -82,3 +82,35 @@ def _receive(url: str, key: str) -> dict[str, str]:
     thread.start()
     thread.join()
     return result
+
+
+def before_widget_states(fn) -> bool:
+    """Have ``fn()`` run before this kernel answers a browser's request for the state of
+    its widgets (``request_states`` on ipywidgets 8's ``jupyter.widget.control`` comm:
+    what a Voila page sends when it connects, before it renders any widget). ``fn`` must
+    be safe to call more than once (the caller may run it first). False, and nothing
+    done, when this ipywidgets answers that request elsewhere: then call ``fn`` yourself.
+
+    The request is answered on the kernel's event loop, so ``fn`` runs there too, where a
+    Bokeh document may be changed."""
+    try:
+        from ipywidgets import Widget
+    except ImportError:
+        return False
+    answer = Widget.__dict__.get("_handle_control_comm_msg")
+    if not isinstance(answer, classmethod):
+        return False
+    answer = getattr(answer, "_vidrag_answer", answer)  # one wrapper, whatever the number of calls
+
+    def handle(cls, msg):
+        if (msg.get("content", {}).get("data") or {}).get("method") == "request_states":
+            try:
+                fn()
+            except Exception:  # the page must still get its widgets
+                log.exception("bringing the page up to date failed")
+        return answer.__func__(cls, msg)
+
+    wrapped = classmethod(handle)
+    wrapped._vidrag_answer = answer
+    Widget._handle_control_comm_msg = wrapped
+    return True
