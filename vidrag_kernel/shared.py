@@ -395,7 +395,7 @@ class Sharing:
     def leave(self, ref: str) -> None:
         """Give up one's own grant on a collection (anyone but its owner)."""
         cid = self._collections.id_of(ref)
-        self._c.call("POST", f"collections/{cid}/leave")
+        self._c.call("POST", self._path(cid, "leave"))
         self._collections.forget(cid)
 
     # -- invites ---------------------------------------------------------------------
