@@ -241,7 +241,12 @@ def execute_in_kernel(
         out: list[str] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
+            frame = ws.recv()
+            if isinstance(frame, bytes):
+                # a message with binary buffers (Bokeh's patches from a Panel app in the
+                # kernel); the replies to an execute_request carry none
+                continue
+            msg = json.loads(frame)
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = msg["header"]["msg_type"]
